@@ -1,0 +1,63 @@
+/** Every error llama-vlm throws or rejects with carries one of these codes. */
+export type LlamaVlmErrorCode =
+    /** The native addon could not be loaded (no build for this platform, or a missing library). */
+    | "NATIVE_LOAD_FAILED"
+    /** A file given by path does not exist or is not a regular file. */
+    | "FILE_NOT_FOUND"
+    /** A model or projector file is not GGUF, is truncated, or is of an unsupported kind. */
+    | "INVALID_MODEL"
+    /** The projector does not belong to the text model. */
+    | "PROJECTOR_MISMATCH"
+    /** An image could not be decoded. */
+    | "IMAGE_DECODE_FAILED"
+    /** An image exceeds the pixel or token budget and the request asked for an error instead of downscaling. */
+    | "OVER_BUDGET"
+    /** The prompt (with its images) does not fit the context. */
+    | "OVER_CONTEXT"
+    /** An option has a wrong name, type or value. */
+    | "INVALID_OPTION"
+    /** The object was disposed. */
+    | "DISPOSED"
+    /** The operation was cancelled through its AbortSignal. */
+    | "ABORTED"
+    /** llama.cpp reported a failure that fits none of the codes above. */
+    | "NATIVE_ERROR";
+
+/** The one error class of llama-vlm. Switch on `code`; `message` is written for a person. */
+export class LlamaVlmError extends Error {
+    readonly code: LlamaVlmErrorCode;
+
+    constructor(code: LlamaVlmErrorCode, message: string, options?: { cause?: unknown }) {
+        super(message, options);
+        this.name = "LlamaVlmError";
+        this.code = code;
+    }
+}
+
+const CODES = new Set<string>([
+    "NATIVE_LOAD_FAILED",
+    "FILE_NOT_FOUND",
+    "INVALID_MODEL",
+    "PROJECTOR_MISMATCH",
+    "IMAGE_DECODE_FAILED",
+    "OVER_BUDGET",
+    "OVER_CONTEXT",
+    "INVALID_OPTION",
+    "DISPOSED",
+    "ABORTED",
+    "NATIVE_ERROR",
+]);
+
+/** Turns an error thrown by the native addon (an Error with a string `code`) into a LlamaVlmError. */
+export function fromNative(error: unknown): LlamaVlmError {
+    if (error instanceof LlamaVlmError) return error;
+    const err = error instanceof Error ? error : new Error(String(error));
+    const code = (err as { code?: unknown }).code;
+    return new LlamaVlmError(
+        typeof code === "string" && CODES.has(code) ? (code as LlamaVlmErrorCode) : "NATIVE_ERROR",
+        err.message,
+        {
+            cause: err,
+        },
+    );
+}

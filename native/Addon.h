@@ -1,0 +1,34 @@
+// Module entry: one Addon per JS environment (main thread or worker_thread), holding that
+// environment's state as instance data — no global JS handles.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "Logger.h"
+
+namespace llama_vlm {
+
+class Addon : public Napi::Addon<Addon> {
+  public:
+    Addon(Napi::Env env, Napi::Object exports);
+
+  private:
+    // systemInfo(): string
+    Napi::Value SystemInfo(const Napi::CallbackInfo &info);
+    // devices(): NativeDevice[]
+    Napi::Value Devices(const Napi::CallbackInfo &info);
+    // version(): NativeVersion
+    Napi::Value Version(const Napi::CallbackInfo &info);
+    // setLogger(fn: ((level: number, line: string) => void) | null, minLevel: number): void
+    Napi::Value SetLogger(const Napi::CallbackInfo &info);
+    // _testLog(level: number, text: string): void — feeds text through the callback llama.cpp logs to (tests)
+    Napi::Value TestLog(const Napi::CallbackInfo &info);
+    // physicalCores(): number
+    Napi::Value PhysicalCores(const Napi::CallbackInfo &info);
+
+    std::unique_ptr<LogSink> logSink_;
+};
+
+}  // namespace llama_vlm

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Prebuilt (portable) binary for this platform: prebuildify runs `node-gyp rebuild`, whose binding.gyp
+// hands off to scripts/build-native.mjs with LLAMA_VLM_PORTABLE=1 (GGML_NATIVE off, one CPU backend per
+// ISA level chosen at run time). prebuildify then copies the addon and its shared libraries into
+// prebuilds/<platform>-<arch>/.
+//
+//   npm run prebuild [-- --gpu cuda|vulkan|metal]
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
+const { values } = parseArgs({ options: { gpu: { type: "string", default: "cpu" } } });
+
+const prebuildify = path.join(path.dirname(require.resolve("prebuildify/package.json")), "bin.js");
+const outDir = path.join(root, "prebuilds", `${process.platform}-${process.arch}`);
+fs.rmSync(outDir, { recursive: true, force: true });
+execFileSync(process.execPath, [prebuildify, "--napi", "--strip", "--tag-libc", "--name", "llama-vlm"], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, LLAMA_VLM_PORTABLE: "1", LLAMA_VLM_GPU: values.gpu },
+});
+const files = fs.readdirSync(outDir);
+const bytes = files.reduce((n, f) => n + fs.statSync(path.join(outDir, f)).size, 0);
+console.error(`[prebuild] ${path.relative(root, outDir)}: ${files.length} files, ${(bytes / 1e6).toFixed(1)} MB`);
+console.error(files.map((f) => `  ${f}`).join("\n"));
