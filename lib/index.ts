@@ -1,4 +1,28 @@
+export {
+    type CompletionRequest,
+    type CompletionResult,
+    Context,
+    type ContextOptions,
+    type KvCacheType,
+    type StopReason,
+    type StreamChunk,
+    type Timings,
+    type TokenProbability,
+} from "./context.js";
 export { LlamaVlmError, type LlamaVlmErrorCode } from "./errors.js";
+export type { ImageBudget, ImageInput, RawImage } from "./images.js";
+export {
+    type ChatMessage,
+    type ContentPart,
+    type LoadModelOptions,
+    loadModel,
+    Model,
+    type ModelInfo,
+    type ProjectorOptions,
+    type Role,
+} from "./model.js";
+export { DEFAULT_SAMPLER_ORDER, SAMPLER_NAMES, type SamplerName, type SamplingOptions } from "./sampling.js";
+export { StopMatcher } from "./stop.js";
 export {
     type Device,
     defaultLogger,

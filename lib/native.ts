@@ -31,7 +31,141 @@ export interface NativeVersion {
 }
 
 /** @internal */
+export interface NativeModelInfo {
+    description: string;
+    architecture: string;
+    name: string;
+    parameters: number;
+    sizeBytes: number;
+    contextLengthTrained: number;
+    embeddingLength: number;
+    embeddingLengthInput: number;
+    layers: number;
+    vocabSize: number;
+    bos: number;
+    eos: number;
+    newline: number;
+    addBos: boolean;
+    chatTemplate: string | null;
+}
+
+/** @internal */
+export interface NativeModel {
+    load(
+        path: string,
+        params: { gpuLayers: number; useMmap: boolean; useMlock: boolean; vocabOnly: boolean },
+        onProgress: ((progress: number) => void) | null,
+    ): Promise<void>;
+    abortLoad(): void;
+    info(): NativeModelInfo;
+    tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+    detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
+    tokenBytes(token: number): Buffer;
+    isEndOfGeneration(token: number): boolean;
+    applyChatTemplate(
+        messages: { role: string; content: string }[],
+        template: string | null,
+        addAssistant: boolean,
+    ): string;
+    dispose(): void;
+}
+
+/** @internal */
+export interface NativeProjector {
+    load(
+        model: NativeModel,
+        path: string,
+        params: {
+            useGpu: boolean;
+            threads: number;
+            imageMinTokens: number;
+            imageMaxTokens: number;
+            flashAttention: number;
+        },
+    ): Promise<void>;
+    info(): { supportsVision: boolean; usesMrope: boolean; marker: string };
+    dispose(): void;
+}
+
+/** @internal */
+export interface NativeContextParams {
+    contextSize: number;
+    batchSize: number;
+    ubatchSize: number;
+    parallel: number;
+    threads: number;
+    threadsBatch: number;
+    flashAttention: number;
+    typeK: number;
+    typeV: number;
+}
+
+/** @internal */
+export interface NativeRequest {
+    textParts: string[];
+    images: { data: Uint8Array; width: number; height: number; id: string }[];
+    addSpecial: boolean;
+    maxTokens: number;
+    nProbs: number;
+    sampling: import("./sampling.js").NativeSampling;
+}
+
+/** @internal */
+export type NativeEvent =
+    | { id: number; type: "token"; token: number; bytes: Buffer; probs?: { token: number; probability: number }[] }
+    | {
+          id: number;
+          type: "done";
+          stopReason: string;
+          timings: {
+              imageEncodeMs: number;
+              imageTokens: number;
+              promptMs: number;
+              promptTokens: number;
+              generateMs: number;
+              generatedTokens: number;
+          };
+      }
+    | { id: number; type: "error"; code: string; message: string };
+
+/** @internal */
+export interface NativeContext {
+    init(
+        model: NativeModel,
+        projector: NativeProjector | null,
+        params: NativeContextParams,
+        onEvents: (events: NativeEvent[]) => void,
+    ): Promise<void>;
+    submit(request: NativeRequest): number;
+    cancel(id: number): void;
+    info(): { contextSize: number; totalContextSize: number; parallel: number; batchSize: number };
+    ref(): void;
+    unref(): void;
+    dispose(): Promise<void>;
+}
+
+/** @internal */
+export interface NativeSamplerResult {
+    ids: Int32Array;
+    logits: Float32Array;
+    probs: Float32Array;
+    selected: number;
+}
+
+/** @internal */
 export interface NativeAddon {
+    Model: new () => NativeModel;
+    Projector: new () => NativeProjector;
+    Context: new () => NativeContext;
+    /** Runs a sampler chain over given logits (tests and tools); `history` tokens are accepted first. */
+    applySamplers(
+        sampling: import("./sampling.js").NativeSampling,
+        logits: Float32Array,
+        history: Int32Array,
+        select: boolean,
+        model: NativeModel | null,
+    ): NativeSamplerResult;
+    jsonSchemaToGrammar(schema: string): string;
     systemInfo(): string;
     devices(): NativeDevice[];
     version(): NativeVersion;

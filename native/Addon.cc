@@ -1,5 +1,10 @@
 #include "Addon.h"
 
+#include "Context.h"
+#include "Model.h"
+#include "Projector.h"
+#include "Sampler.h"
+
 #include <common.h>
 #include <ggml-backend.h>
 #include <llama.h>
@@ -78,14 +83,22 @@ Napi::Object BackendFeatures(Napi::Env env, ggml_backend_reg_t reg) {
 Addon::Addon(Napi::Env env, Napi::Object exports) {
     InitBackendsOnce();
     logSink_ = std::make_unique<LogSink>(env);
-    DefineAddon(exports, {
-                             InstanceMethod("systemInfo", &Addon::SystemInfo),
-                             InstanceMethod("devices", &Addon::Devices),
-                             InstanceMethod("version", &Addon::Version),
-                             InstanceMethod("setLogger", &Addon::SetLogger),
-                             InstanceMethod("physicalCores", &Addon::PhysicalCores),
-                             InstanceMethod("_testLog", &Addon::TestLog),
-                         });
+    DefineAddon(
+        exports,
+        {
+            InstanceMethod("systemInfo", &Addon::SystemInfo),
+            InstanceMethod("devices", &Addon::Devices),
+            InstanceMethod("version", &Addon::Version),
+            InstanceMethod("setLogger", &Addon::SetLogger),
+            InstanceMethod("physicalCores", &Addon::PhysicalCores),
+            InstanceMethod("_testLog", &Addon::TestLog),
+            InstanceValue("Model", Model::Init(env), napi_enumerable),
+            InstanceValue("Projector", Projector::Init(env), napi_enumerable),
+            InstanceValue("Context", Context::Init(env), napi_enumerable),
+            InstanceValue("applySamplers", Napi::Function::New(env, ApplySamplers, "applySamplers"), napi_enumerable),
+            InstanceValue("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"),
+                          napi_enumerable),
+        });
 }
 
 Napi::Value Addon::SystemInfo(const Napi::CallbackInfo &info) {

@@ -28,7 +28,10 @@ struct PendingLine {
     std::string text;
 };
 
+thread_local std::string lastError;
+
 void Dispatch(int level, const std::string &line) {
+    if (level >= GGML_LOG_LEVEL_ERROR) lastError = line;
     Router &r = router();
     std::lock_guard<std::mutex> lock(r.mutex);
     for (LogSink *sink : r.sinks) {
@@ -108,6 +111,12 @@ void LogSink::Emit(int level, const char *line, size_t length) {
         }
     });
     if (status != napi_ok) delete payload;
+}
+
+std::string TakeLastError() {
+    std::string error;
+    error.swap(lastError);
+    return error;
 }
 
 void InstallLogRouter() {

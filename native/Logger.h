@@ -9,6 +9,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <string>
 
 namespace llama_vlm {
 
@@ -33,6 +34,10 @@ class LogSink {
     bool active_ = false;
     std::atomic<int> minLevel_{100};
 };
+
+// [sync, any thread] the last error-level line llama.cpp logged on the calling thread since the previous
+// call (empty if none), so a failed call can say why. Clears it.
+std::string TakeLastError();
 
 // [sync, any thread] installs the process-wide router into llama.cpp, ggml and mtmd (idempotent).
 void InstallLogRouter();

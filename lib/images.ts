@@ -1,0 +1,148 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import sharp from "sharp";
+import { LlamaVlmError } from "./errors.js";
+import { checkNumber, checkOneOf, invalid } from "./validate.js";
+
+/** Raw pixels: 8-bit RGB (3 channels) or RGBA (4 channels, alpha flattened on white), row-major. */
+export interface RawImage {
+    data: Uint8Array;
+    width: number;
+    height: number;
+    channels?: 3 | 4;
+}
+
+/** An image: a file path, encoded bytes (PNG, JPEG, WebP, TIFF, GIF, AVIF, SVG), or raw pixels. */
+export type ImageInput = string | Uint8Array | RawImage;
+
+/** Limits applied to every image before it reaches the vision encoder. */
+export interface ImageBudget {
+    /** Largest image, in pixels, passed to the encoder. Default 4,000,000 (e.g. 2000×2000). */
+    maxPixels?: number;
+    /** What to do with a larger image: "downscale" (keep the aspect ratio; default) or "error". */
+    overBudget?: "downscale" | "error";
+    /** Images whose header claims more pixels than this are refused before decoding. Default 100,000,000. */
+    maxInputPixels?: number;
+}
+
+/** An image ready for the encoder. @internal */
+export interface PreparedImage {
+    data: Uint8Array;
+    width: number;
+    height: number;
+    /** sha256 of the pixels: the encoder cache key. */
+    id: string;
+}
+
+const DEFAULT_BUDGET = { maxPixels: 4_000_000, overBudget: "downscale", maxInputPixels: 100_000_000 } as const;
+
+export function resolveBudget(budget: ImageBudget = {}): Required<ImageBudget> {
+    const b = { ...DEFAULT_BUDGET, ...budget };
+    return {
+        maxPixels: checkNumber("maxPixels", b.maxPixels, { integer: true, min: 1 }),
+        overBudget: checkOneOf("overBudget", b.overBudget, ["downscale", "error"] as const),
+        maxInputPixels: checkNumber("maxInputPixels", b.maxInputPixels, { integer: true, min: 1 }),
+    };
+}
+
+function describe(input: ImageInput, index: number): string {
+    return typeof input === "string" ? input : `images[${index}]`;
+}
+
+/** Decodes, orients (EXIF), flattens alpha on white, converts to sRGB 8-bit RGB and applies the budget. @internal */
+export async function prepareImage(
+    input: ImageInput,
+    index: number,
+    budget: Required<ImageBudget>,
+): Promise<PreparedImage> {
+    const name = describe(input, index);
+    let source: ReturnType<typeof sharp>;
+    if (typeof input === "string") {
+        let stat: fs.Stats;
+        try {
+            stat = await fs.promises.stat(input);
+        } catch {
+            throw new LlamaVlmError("FILE_NOT_FOUND", `Image file not found: ${input}`);
+        }
+        if (!stat.isFile()) throw new LlamaVlmError("FILE_NOT_FOUND", `Image path is not a file: ${input}`);
+        source = sharp(input, { limitInputPixels: budget.maxInputPixels, failOn: "error", animated: false });
+    } else if (input instanceof Uint8Array) {
+        if (input.byteLength === 0) throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} is empty`);
+        source = sharp(input, { limitInputPixels: budget.maxInputPixels, failOn: "error", animated: false });
+    } else if (typeof input === "object" && input !== null && input.data instanceof Uint8Array) {
+        const width = checkNumber(`${name}.width`, input.width, { integer: true, min: 1 });
+        const height = checkNumber(`${name}.height`, input.height, { integer: true, min: 1 });
+        const channels = input.channels ?? (input.data.byteLength === width * height * 4 ? 4 : 3);
+        if (channels !== 3 && channels !== 4) throw invalid(`${name}.channels`, "3 or 4", channels);
+        if (input.data.byteLength !== width * height * channels) {
+            throw new LlamaVlmError(
+                "INVALID_OPTION",
+                `${name}: raw data has ${input.data.byteLength} bytes, expected width × height × channels = ${width * height * channels}`,
+            );
+        }
+        if (width * height > budget.maxInputPixels) {
+            throw new LlamaVlmError(
+                "OVER_BUDGET",
+                `${name} has ${width * height} pixels, over maxInputPixels ${budget.maxInputPixels}`,
+            );
+        }
+        source = sharp(input.data, { raw: { width, height, channels } });
+    } else {
+        throw invalid(
+            name,
+            "a file path, a Buffer/Uint8Array of encoded image bytes, or { data, width, height }",
+            input,
+        );
+    }
+
+    try {
+        const meta = await source.metadata();
+        const width = meta.autoOrient?.width ?? meta.width ?? 0;
+        const height = meta.autoOrient?.height ?? meta.height ?? 0;
+        if (width < 1 || height < 1)
+            throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} has no pixels (${width}×${height})`);
+        let pipeline = source.rotate().flatten({ background: "#ffffff" }).toColourspace("srgb");
+        if (width * height > budget.maxPixels) {
+            if (budget.overBudget === "error") {
+                throw new LlamaVlmError(
+                    "OVER_BUDGET",
+                    `${name} is ${width}×${height} = ${width * height} pixels, over maxPixels ${budget.maxPixels} (set overBudget: "downscale" to shrink it instead)`,
+                );
+            }
+            const scale = Math.sqrt(budget.maxPixels / (width * height));
+            pipeline = pipeline.resize({
+                width: Math.max(1, Math.floor(width * scale)),
+                height: Math.max(1, Math.floor(height * scale)),
+                fit: "inside",
+            });
+        }
+        const { data, info } = await pipeline
+            .removeAlpha()
+            .raw({ depth: "uchar" })
+            .toBuffer({ resolveWithObject: true });
+        if (info.channels !== 3)
+            throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} decoded to ${info.channels} channels`);
+        const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        return {
+            data: pixels,
+            width: info.width,
+            height: info.height,
+            id: createHash("sha256").update(pixels).update(`${info.width}x${info.height}`).digest("hex"),
+        };
+    } catch (err) {
+        if (err instanceof LlamaVlmError) throw err;
+        const message = (err as Error).message;
+        if (/pixel limit/i.test(message)) {
+            throw new LlamaVlmError(
+                "OVER_BUDGET",
+                `${name} is larger than maxInputPixels ${budget.maxInputPixels}: ${message}`,
+                {
+                    cause: err,
+                },
+            );
+        }
+        throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} could not be decoded as an image: ${message}`, {
+            cause: err,
+        });
+    }
+}

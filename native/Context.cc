@@ -1,0 +1,280 @@
+#include "Context.h"
+
+#include "Errors.h"
+
+namespace llama_vlm {
+namespace {
+
+class ContextInitWorker : public Napi::AsyncWorker {
+  public:
+    ContextInitWorker(Napi::Env env, Context *owner, Napi::Object ownerObject, SharedModel model,
+                      SharedProjector projector, EngineParams params)
+        : Napi::AsyncWorker(env, "llama-vlm:ContextInitWorker"),
+          deferred_(Napi::Promise::Deferred::New(env)),
+          owner_(owner),
+          model_(std::move(model)),
+          projector_(std::move(projector)),
+          params_(params) {
+        ownerRef_ = Napi::Persistent(ownerObject);
+    }
+
+    Napi::Promise Promise() const { return deferred_.Promise(); }
+
+    void Execute() override {
+        try {
+            engine_ = std::make_unique<Engine>(model_, projector_, params_);
+        } catch (const VlmError &e) {
+            code_ = e.code();
+            SetError(e.what());
+        }
+    }
+
+    void OnOK() override {
+        owner_->Started(std::move(engine_), Env());
+        deferred_.Resolve(Env().Undefined());
+    }
+
+    void OnError(const Napi::Error &error) override {
+        deferred_.Reject(ToJsError(Env(), code_, error.Message()).Value());
+    }
+
+  private:
+    Napi::Promise::Deferred deferred_;
+    Context *owner_;
+    Napi::ObjectReference ownerRef_;
+    SharedModel model_;
+    SharedProjector projector_;
+    EngineParams params_;
+    std::unique_ptr<Engine> engine_;
+    std::string code_ = "NATIVE_ERROR";
+};
+
+// Stops the engine thread off the JS thread: it may be inside a long image encode.
+class ContextDisposeWorker : public Napi::AsyncWorker {
+  public:
+    ContextDisposeWorker(Napi::Env env, std::unique_ptr<Engine> engine, Napi::ThreadSafeFunction events, bool active)
+        : Napi::AsyncWorker(env, "llama-vlm:ContextDisposeWorker"),
+          deferred_(Napi::Promise::Deferred::New(env)),
+          engine_(std::move(engine)),
+          events_(std::move(events)),
+          active_(active) {}
+
+    Napi::Promise Promise() const { return deferred_.Promise(); }
+
+    void Execute() override {
+        engine_.reset();  // Stop() + join; the last events (DISPOSED) are queued on the TSFN before release
+        if (active_) events_.Release();
+    }
+
+    void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+
+  private:
+    Napi::Promise::Deferred deferred_;
+    std::unique_ptr<Engine> engine_;
+    Napi::ThreadSafeFunction events_;
+    bool active_;
+};
+
+uint32_t U32(const Napi::Object &o, const char *key) {
+    return o.Get(key).As<Napi::Number>().Uint32Value();
+}
+int32_t I32(const Napi::Object &o, const char *key) {
+    return o.Get(key).As<Napi::Number>().Int32Value();
+}
+
+Napi::Value EventsToJs(Napi::Env env, const std::vector<Event> &events) {
+    Napi::Array out = Napi::Array::New(env, events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+        const Event &e = events[i];
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("id", Napi::Number::New(env, static_cast<double>(e.requestId)));
+        switch (e.kind) {
+            case Event::Kind::Token: {
+                o.Set("type", "token");
+                o.Set("token", e.token);
+                o.Set("bytes", Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size()));
+                if (!e.probs.empty()) {
+                    Napi::Array probs = Napi::Array::New(env, e.probs.size());
+                    for (size_t k = 0; k < e.probs.size(); ++k) {
+                        Napi::Object p = Napi::Object::New(env);
+                        p.Set("token", e.probs[k].first);
+                        p.Set("probability", e.probs[k].second);
+                        probs.Set(static_cast<uint32_t>(k), p);
+                    }
+                    o.Set("probs", probs);
+                }
+                break;
+            }
+            case Event::Kind::Done: {
+                o.Set("type", "done");
+                o.Set("stopReason", e.stopReason);
+                Napi::Object t = Napi::Object::New(env);
+                t.Set("imageEncodeMs", e.timings.imageEncodeMs);
+                t.Set("imageTokens", e.timings.imageTokens);
+                t.Set("promptMs", e.timings.promptMs);
+                t.Set("promptTokens", e.timings.promptTokens);
+                t.Set("generateMs", e.timings.generateMs);
+                t.Set("generatedTokens", e.timings.generatedTokens);
+                o.Set("timings", t);
+                break;
+            }
+            case Event::Kind::Error:
+                o.Set("type", "error");
+                o.Set("code", e.code);
+                o.Set("message", e.message);
+                break;
+        }
+        out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+}
+
+}  // namespace
+
+Napi::Function Context::Init(Napi::Env env) {
+    return DefineClass(env, "Context",
+                       {
+                           InstanceMethod("init", &Context::InitEngine),
+                           InstanceMethod("submit", &Context::Submit),
+                           InstanceMethod("cancel", &Context::Cancel),
+                           InstanceMethod("info", &Context::Info),
+                           InstanceMethod("ref", &Context::Ref),
+                           InstanceMethod("unref", &Context::Unref),
+                           InstanceMethod("dispose", &Context::Dispose),
+                       });
+}
+
+Context::Context(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Context>(info) {}
+
+Context::~Context() {
+    engine_.reset();
+    if (eventsActive_) events_.Abort();
+}
+
+Napi::Value Context::InitEngine(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (initStarted_) throw ToJsError(env, "NATIVE_ERROR", "Context.init may be called once");
+    initStarted_ = true;
+    model_ = Model::Unwrap(info[0].As<Napi::Object>())->Get(env);
+    SharedProjector projector;
+    if (info[1].IsObject()) projector = Projector::Unwrap(info[1].As<Napi::Object>())->Get(env);
+    Napi::Object p = info[2].As<Napi::Object>();
+    EngineParams params;
+    params.contextSize = U32(p, "contextSize");
+    params.batchSize = U32(p, "batchSize");
+    params.ubatchSize = U32(p, "ubatchSize");
+    params.parallel = U32(p, "parallel");
+    params.threads = I32(p, "threads");
+    params.threadsBatch = I32(p, "threadsBatch");
+    params.flashAttention = I32(p, "flashAttention");
+    params.typeK = I32(p, "typeK");
+    params.typeV = I32(p, "typeV");
+    parallel_ = params.parallel;
+    batchSize_ = params.batchSize;
+    events_ = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "llama-vlm:ContextEvents", 0, 1);
+    events_.Unref(env);
+    eventsActive_ = true;
+    auto *worker =
+        new ContextInitWorker(env, this, info.This().As<Napi::Object>(), model_, std::move(projector), params);
+    worker->Queue();
+    return worker->Promise();
+}
+
+void Context::Started(std::unique_ptr<Engine> engine, Napi::Env /*env*/) {
+    engine_ = std::move(engine);
+    Napi::ThreadSafeFunction tsfn = events_;
+    engine_->Start([tsfn](std::vector<Event> &&events) mutable {
+        auto *batch = new std::vector<Event>(std::move(events));
+        napi_status status = tsfn.BlockingCall(batch, [](Napi::Env env, Napi::Function fn, std::vector<Event> *data) {
+            std::unique_ptr<std::vector<Event>> owned(data);
+            if (env == nullptr || fn == nullptr) return;
+            try {
+                fn.Call({EventsToJs(env, *owned)});
+            } catch (const Napi::Error &error) {
+                error.ThrowAsJavaScriptException();
+            }
+        });
+        if (status != napi_ok) delete batch;
+    });
+}
+
+Napi::Value Context::Submit(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!engine_) throw ToJsError(env, "DISPOSED", "the context is not initialised or was disposed");
+    Napi::Object r = info[0].As<Napi::Object>();
+    auto request = std::make_shared<Request>();
+    request->id = nextId_++;
+    Napi::Array parts = r.Get("textParts").As<Napi::Array>();
+    for (uint32_t i = 0; i < parts.Length(); ++i)
+        request->textParts.push_back(parts.Get(i).As<Napi::String>().Utf8Value());
+    Napi::Value images = r.Get("images");
+    if (images.IsArray()) {
+        Napi::Array a = images.As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); ++i) {
+            Napi::Object im = a.Get(i).As<Napi::Object>();
+            Image image;
+            image.width = U32(im, "width");
+            image.height = U32(im, "height");
+            Napi::Uint8Array data = im.Get("data").As<Napi::Uint8Array>();
+            if (data.ByteLength() != static_cast<size_t>(image.width) * image.height * 3) {
+                throw ToJsError(env, "INVALID_OPTION", "image data must be width * height * 3 bytes of RGB");
+            }
+            image.rgb.assign(data.Data(), data.Data() + data.ByteLength());
+            Napi::Value id = im.Get("id");
+            if (id.IsString()) image.id = id.As<Napi::String>().Utf8Value();
+            request->images.push_back(std::move(image));
+        }
+    }
+    if (request->textParts.size() != request->images.size() + 1) {
+        throw ToJsError(env, "INVALID_OPTION", "a request needs one more text part than images");
+    }
+    request->addSpecial = r.Get("addSpecial").ToBoolean().Value();
+    request->maxTokens = I32(r, "maxTokens");
+    request->nProbs = I32(r, "nProbs");
+    SamplerParams sampling = ReadSamplerParams(r.Get("sampling").As<Napi::Object>());
+    const llama_vocab *vocab = llama_model_get_vocab(model_.get());
+    try {
+        request->sampler = BuildSamplerChain(sampling, vocab, llama_vocab_n_tokens(vocab));
+    } catch (const VlmError &e) {
+        throw ToJsError(env, e.code(), e.what());
+    }
+    const uint64_t id = request->id;
+    engine_->Submit(std::move(request));
+    return Napi::Number::New(env, static_cast<double>(id));
+}
+
+Napi::Value Context::Cancel(const Napi::CallbackInfo &info) {
+    if (engine_) engine_->Cancel(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+    return info.Env().Undefined();
+}
+
+Napi::Value Context::Info(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!engine_) throw ToJsError(env, "DISPOSED", "the context is not initialised or was disposed");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("contextSize", engine_->sequenceContextSize());
+    o.Set("totalContextSize", engine_->contextSize());
+    o.Set("parallel", parallel_);
+    o.Set("batchSize", batchSize_);
+    return o;
+}
+
+Napi::Value Context::Ref(const Napi::CallbackInfo &info) {
+    if (eventsActive_) events_.Ref(info.Env());
+    return info.Env().Undefined();
+}
+
+Napi::Value Context::Unref(const Napi::CallbackInfo &info) {
+    if (eventsActive_) events_.Unref(info.Env());
+    return info.Env().Undefined();
+}
+
+Napi::Value Context::Dispose(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    auto *worker = new ContextDisposeWorker(env, std::move(engine_), events_, eventsActive_);
+    eventsActive_ = false;
+    worker->Queue();
+    return worker->Promise();
+}
+
+}  // namespace llama_vlm

@@ -1,0 +1,456 @@
+#include "Engine.h"
+
+#include <mtmd-helper.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "Errors.h"
+#include "Logger.h"
+
+namespace llama_vlm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+void BatchAdd(llama_batch &batch, llama_token token, llama_pos pos, llama_seq_id seq, bool logits) {
+    const int32_t i = batch.n_tokens++;
+    batch.token[i] = token;
+    batch.pos[i] = pos;
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = seq;
+    batch.logits[i] = logits ? 1 : 0;
+}
+
+std::string TokenPiece(const llama_vocab *vocab, llama_token token) {
+    char buf[256];
+    int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, true);
+    if (n >= 0) return std::string(buf, static_cast<size_t>(n));
+    std::string piece(static_cast<size_t>(-n), '\0');
+    n = llama_token_to_piece(vocab, token, piece.data(), static_cast<int32_t>(piece.size()), 0, true);
+    piece.resize(static_cast<size_t>(std::max(0, n)));
+    return piece;
+}
+
+// Top-n probabilities of the raw distribution (softmax of the logits, before any sampler).
+std::vector<std::pair<llama_token, float>> TopProbs(const float *logits, int32_t nVocab, int32_t n) {
+    float maxLogit = *std::max_element(logits, logits + nVocab);
+    double sum = 0.0;
+    for (int32_t i = 0; i < nVocab; ++i) sum += std::exp(static_cast<double>(logits[i] - maxLogit));
+    std::vector<llama_token> ids(static_cast<size_t>(nVocab));
+    for (int32_t i = 0; i < nVocab; ++i) ids[static_cast<size_t>(i)] = i;
+    const size_t k = static_cast<size_t>(std::min(n, nVocab));
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
+                      [&](llama_token a, llama_token b) { return logits[a] > logits[b]; });
+    std::vector<std::pair<llama_token, float>> out;
+    out.reserve(k);
+    for (size_t i = 0; i < k; ++i) {
+        out.emplace_back(ids[i], static_cast<float>(std::exp(static_cast<double>(logits[ids[i]] - maxLogit)) / sum));
+    }
+    return out;
+}
+
+}  // namespace
+
+struct Engine::Slot {
+    enum class State { Idle, Prefill, Generate };
+    llama_seq_id seq = 0;
+    State state = State::Idle;
+    std::shared_ptr<Request> request;
+    SamplerPtr sampler;
+    mtmd::input_chunks chunks;
+    std::vector<llama_token> textOnly;  // prompt tokens when there is no projector
+    size_t chunkIndex = 0;
+    size_t tokenOffset = 0;
+    llama_pos nPast = 0;
+    int32_t cellsUsed = 0;
+    llama_token last = -1;
+    int32_t batchIndex = -1;
+    int32_t nGenerated = 0;
+    Timings timings;
+    Clock::time_point started;
+    Clock::time_point firstToken;
+
+    void Reset() {
+        state = State::Idle;
+        request.reset();
+        sampler.reset();
+        chunks.ptr.reset();
+        textOnly.clear();
+        chunkIndex = 0;
+        tokenOffset = 0;
+        nPast = 0;
+        cellsUsed = 0;
+        last = -1;
+        batchIndex = -1;
+        nGenerated = 0;
+        timings = Timings();
+    }
+};
+
+Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams &params)
+    : model_(std::move(model)), projector_(std::move(projector)) {
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = params.contextSize * params.parallel;
+    cp.n_batch = params.batchSize;
+    cp.n_ubatch = params.ubatchSize;
+    cp.n_seq_max = params.parallel;
+    cp.n_threads = params.threads;
+    cp.n_threads_batch = params.threadsBatch;
+    cp.flash_attn_type = static_cast<llama_flash_attn_type>(params.flashAttention);
+    cp.type_k = static_cast<ggml_type>(params.typeK);
+    cp.type_v = static_cast<ggml_type>(params.typeV);
+    cp.kv_unified = false;  // each sequence gets its own contextSize: no request can starve another
+    cp.no_perf = true;
+    cp.abort_callback = [](void *data) { return static_cast<Engine *>(data)->stopping_.load(); };
+    cp.abort_callback_data = this;
+    TakeLastError();
+    llama_context *ctx = llama_init_from_model(model_.get(), cp);
+    if (ctx == nullptr) {
+        std::string why = TakeLastError();
+        throw VlmError("NATIVE_ERROR", "llama.cpp could not create the context" + (why.empty() ? "" : ": " + why));
+    }
+    ctx_.reset(ctx);
+    vocab_ = llama_model_get_vocab(model_.get());
+    nVocab_ = llama_vocab_n_tokens(vocab_);
+    nCtx_ = llama_n_ctx(ctx);
+    nCtxSeq_ = llama_n_ctx_seq(ctx);
+    nBatch_ = llama_n_batch(ctx);
+    for (uint32_t i = 0; i < params.parallel; ++i) {
+        auto slot = std::make_unique<Slot>();
+        slot->seq = static_cast<llama_seq_id>(i);
+        slots_.push_back(std::move(slot));
+    }
+}
+
+Engine::~Engine() {
+    Stop();
+}
+
+void Engine::Start(Sink sink) {
+    sink_ = std::move(sink);
+    thread_ = std::thread([this] { Run(); });
+}
+
+void Engine::Submit(std::shared_ptr<Request> request) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        live_[request->id] = request;
+        queue_.push_back(std::move(request));
+    }
+    wake_.notify_one();
+}
+
+void Engine::Cancel(uint64_t requestId) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = live_.find(requestId);
+        if (it != live_.end()) it->second->cancelled.store(true);
+    }
+    wake_.notify_one();
+}
+
+void Engine::Stop() {
+    stopping_.store(true);
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+bool Engine::Admit() {
+    bool any = false;
+    for (auto &slot : slots_) {
+        if (slot->state == Slot::State::Idle && !queue_.empty()) {
+            slot->request = std::move(queue_.front());
+            queue_.pop_front();
+            slot->state = Slot::State::Prefill;
+            slot->started = Clock::now();
+        }
+        any = any || slot->state != Slot::State::Idle;
+    }
+    return any;
+}
+
+void Engine::Tokenize(Slot &slot) {
+    Request &req = *slot.request;
+    if (!projector_) {
+        std::string text;
+        for (const std::string &part : req.textParts) text += part;
+        int32_t n =
+            -llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), nullptr, 0, req.addSpecial, true);
+        slot.textOnly.resize(static_cast<size_t>(std::max(0, n)));
+        if (n > 0) {
+            llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), slot.textOnly.data(), n,
+                           req.addSpecial, true);
+        }
+        slot.timings.promptTokens = static_cast<int32_t>(slot.textOnly.size());
+    } else {
+        std::vector<mtmd::bitmap> bitmaps;
+        for (const Image &image : req.images) {
+            mtmd::bitmap bitmap(mtmd_bitmap_init(image.width, image.height, image.rgb.data()));
+            if (!image.id.empty()) bitmap.set_id(image.id.c_str());
+            bitmaps.push_back(std::move(bitmap));
+        }
+        std::vector<mtmd_input_text> texts(req.textParts.size());
+        std::vector<mtmd_input_part> parts;
+        for (size_t i = 0; i < req.textParts.size(); ++i) {
+            texts[i] = {req.textParts[i].data(), req.textParts[i].size(), false, true};
+            parts.push_back({&texts[i], nullptr});
+            if (i < bitmaps.size()) parts.push_back({nullptr, bitmaps[i].ptr.get()});
+        }
+        std::vector<const mtmd_input_part *> partPtrs;
+        for (const auto &p : parts) partPtrs.push_back(&p);
+        slot.chunks.ptr.reset(mtmd_input_chunks_init());
+        TakeLastError();
+        int32_t rc = mtmd_tokenize_from_parts(projector_->ctx.get(), slot.chunks.ptr.get(), partPtrs.data(),
+                                              partPtrs.size(), req.addSpecial);
+        if (rc != 0) {
+            std::string why = TakeLastError();
+            throw VlmError(rc == 2 ? "IMAGE_DECODE_FAILED" : "NATIVE_ERROR",
+                           "the vision encoder could not prepare the prompt (mtmd_tokenize returned " +
+                               std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why));
+        }
+        slot.timings.promptTokens = static_cast<int32_t>(mtmd_helper_get_n_tokens(slot.chunks.ptr.get()));
+        for (size_t i = 0; i < slot.chunks.size(); ++i) {
+            const mtmd_input_chunk *chunk = slot.chunks[i];
+            if (mtmd_input_chunk_get_type(chunk) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
+                slot.timings.imageTokens += static_cast<int32_t>(mtmd_input_chunk_get_n_tokens(chunk));
+            }
+        }
+        size_t n = slot.chunks.size();
+        if (n == 0 || mtmd_input_chunk_get_type(slot.chunks[n - 1]) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
+            throw VlmError("INVALID_OPTION", "the prompt must end with text after its last image");
+        }
+    }
+    if (slot.timings.promptTokens == 0) throw VlmError("INVALID_OPTION", "the prompt is empty");
+    if (static_cast<uint32_t>(slot.timings.promptTokens) + 1 > nCtxSeq_) {
+        throw VlmError("OVER_CONTEXT", "the prompt needs " + std::to_string(slot.timings.promptTokens) + " tokens (" +
+                                           std::to_string(slot.timings.imageTokens) +
+                                           " of them for images) but a sequence holds " + std::to_string(nCtxSeq_) +
+                                           "; raise contextSize or shorten the prompt or images");
+    }
+}
+
+void Engine::EncodeAndDecodeImage(Slot &slot, const mtmd_input_chunk *chunk) {
+    const auto t0 = Clock::now();
+    const size_t nTokens = mtmd_input_chunk_get_n_tokens(chunk);
+    std::vector<float> embd;
+    {
+        std::lock_guard<std::mutex> lock(projector_->encodeMutex);
+        TakeLastError();
+        if (mtmd_encode_chunk(projector_->ctx.get(), chunk) != 0) {
+            std::string why = TakeLastError();
+            throw VlmError("NATIVE_ERROR", "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
+        }
+        const float *out = mtmd_get_output_embd(projector_->ctx.get());
+        embd.assign(out, out + nTokens * static_cast<size_t>(llama_model_n_embd_inp(model_.get())));
+    }
+    slot.timings.imageEncodeMs += MsSince(t0);
+    llama_pos newPast = slot.nPast;
+    int32_t rc = mtmd_helper_decode_image_chunk(projector_->ctx.get(), ctx_.get(), chunk, embd.data(), slot.nPast,
+                                                slot.seq, static_cast<int32_t>(nBatch_), &newPast, nullptr, nullptr);
+    if (rc != 0) {
+        if (stopping_.load()) throw VlmError("DISPOSED", "the context was disposed");
+        throw VlmError("NATIVE_ERROR", "llama_decode failed on image embeddings (" + std::to_string(rc) + ")");
+    }
+    slot.nPast = newPast;
+    slot.cellsUsed += static_cast<int32_t>(nTokens);
+}
+
+void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget, std::vector<Event> &events) {
+    if (!slot.sampler) {
+        slot.sampler = std::move(slot.request->sampler);
+    }
+    if (slot.chunkIndex == 0 && slot.tokenOffset == 0 && !slot.chunks.ptr && slot.textOnly.empty()) Tokenize(slot);
+
+    bool added = false;
+    if (!projector_) {
+        while (budget > 0 && slot.tokenOffset < slot.textOnly.size()) {
+            const bool lastToken = slot.tokenOffset + 1 == slot.textOnly.size();
+            BatchAdd(batch, slot.textOnly[slot.tokenOffset], slot.nPast++, slot.seq, lastToken);
+            if (lastToken) slot.batchIndex = batch.n_tokens - 1;
+            ++slot.tokenOffset;
+            ++slot.cellsUsed;
+            --budget;
+        }
+        return;
+    }
+    const size_t nChunks = slot.chunks.size();
+    while (slot.chunkIndex < nChunks) {
+        const mtmd_input_chunk *chunk = slot.chunks[slot.chunkIndex];
+        if (mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+            size_t n = 0;
+            const llama_token *tokens = mtmd_input_chunk_get_tokens_text(chunk, &n);
+            while (budget > 0 && slot.tokenOffset < n) {
+                const bool lastToken = slot.chunkIndex + 1 == nChunks && slot.tokenOffset + 1 == n;
+                BatchAdd(batch, tokens[slot.tokenOffset], slot.nPast++, slot.seq, lastToken);
+                if (lastToken) slot.batchIndex = batch.n_tokens - 1;
+                ++slot.tokenOffset;
+                ++slot.cellsUsed;
+                --budget;
+                added = true;
+            }
+            if (slot.tokenOffset < n) return;  // out of budget this step
+            ++slot.chunkIndex;
+            slot.tokenOffset = 0;
+        } else {
+            // Images decode in their own llama_decode calls; text of this slot already in the batch must go first.
+            if (added) return;
+            EncodeAndDecodeImage(slot, chunk);
+            ++slot.chunkIndex;
+            return;  // one image per step keeps generating slots moving
+        }
+    }
+    (void)events;
+}
+
+void Engine::Finish(Slot &slot, const char *reason, std::vector<Event> &events) {
+    Event e;
+    e.kind = Event::Kind::Done;
+    e.requestId = slot.request->id;
+    e.stopReason = reason;
+    if (slot.nGenerated > 0) slot.timings.generateMs = MsSince(slot.firstToken);
+    slot.timings.generatedTokens = slot.nGenerated;
+    e.timings = slot.timings;
+    events.push_back(std::move(e));
+    Fail(slot, "", "", events);
+}
+
+void Engine::Fail(Slot &slot, const std::string &code, const std::string &message, std::vector<Event> &events) {
+    if (!code.empty()) {
+        Event e;
+        e.kind = Event::Kind::Error;
+        e.requestId = slot.request->id;
+        e.code = code;
+        e.message = message;
+        events.push_back(std::move(e));
+    }
+    llama_memory_seq_rm(llama_get_memory(ctx_.get()), slot.seq, -1, -1);
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        live_.erase(slot.request->id);
+    }
+    slot.Reset();
+}
+
+void Engine::Run() {
+    llama_batch batch = llama_batch_init(static_cast<int32_t>(nBatch_), 0, 1);
+    std::vector<Event> events;
+    while (true) {
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [&] {
+                if (stopping_.load()) return true;
+                return Admit();
+            });
+            if (stopping_.load()) break;
+        }
+        events.clear();
+        batch.n_tokens = 0;
+
+        for (auto &s : slots_) {
+            Slot &slot = *s;
+            slot.batchIndex = -1;
+            if (slot.state != Slot::State::Idle && slot.request->cancelled.load()) Finish(slot, "abort", events);
+        }
+        for (auto &s : slots_) {
+            Slot &slot = *s;
+            if (slot.state != Slot::State::Generate) continue;
+            BatchAdd(batch, slot.last, slot.nPast++, slot.seq, true);
+            slot.batchIndex = batch.n_tokens - 1;
+            ++slot.cellsUsed;
+        }
+        int32_t budget = static_cast<int32_t>(nBatch_) - batch.n_tokens;
+        for (auto &s : slots_) {
+            Slot &slot = *s;
+            if (slot.state != Slot::State::Prefill) continue;
+            try {
+                Prefill(slot, batch, budget, events);
+            } catch (const VlmError &e) {
+                // Tokens this slot already put in the batch must not be decoded into a freed sequence.
+                for (int32_t i = batch.n_tokens - 1; i >= 0 && batch.seq_id[i][0] == slot.seq; --i) batch.n_tokens = i;
+                Fail(slot, e.code(), e.what(), events);
+            }
+            if (stopping_.load()) break;
+        }
+        if (stopping_.load()) break;
+
+        if (batch.n_tokens > 0) {
+            int32_t rc = llama_decode(ctx_.get(), batch);
+            if (rc != 0) {
+                if (stopping_.load()) break;
+                for (auto &s : slots_) {
+                    if (s->state != Slot::State::Idle && s->batchIndex >= 0) {
+                        Fail(*s, "NATIVE_ERROR", "llama_decode failed (" + std::to_string(rc) + ")", events);
+                    }
+                }
+                sink_(std::move(events));
+                events = {};
+                continue;
+            }
+        }
+
+        for (auto &s : slots_) {
+            Slot &slot = *s;
+            if (slot.state == Slot::State::Idle || slot.batchIndex < 0) continue;
+            Request &req = *slot.request;
+            const bool first = slot.state == Slot::State::Prefill;
+            Event e;
+            if (req.nProbs > 0)
+                e.probs = TopProbs(llama_get_logits_ith(ctx_.get(), slot.batchIndex), nVocab_, req.nProbs);
+            const llama_token token = llama_sampler_sample(slot.sampler.get(), ctx_.get(), slot.batchIndex);
+            if (first) {
+                slot.state = Slot::State::Generate;
+                slot.timings.promptMs = MsSince(slot.started) - slot.timings.imageEncodeMs;
+                slot.firstToken = Clock::now();
+            }
+            if (llama_vocab_is_eog(vocab_, token)) {
+                Finish(slot, "eos", events);
+                continue;
+            }
+            e.kind = Event::Kind::Token;
+            e.requestId = req.id;
+            e.token = token;
+            e.bytes = TokenPiece(vocab_, token);
+            events.push_back(std::move(e));
+            slot.last = token;
+            ++slot.nGenerated;
+            if (req.maxTokens >= 0 && slot.nGenerated >= req.maxTokens) {
+                Finish(slot, "length", events);
+            } else if (static_cast<uint32_t>(slot.cellsUsed) + 1 > nCtxSeq_) {
+                Finish(slot, "context", events);
+            }
+        }
+        if (!events.empty()) {
+            sink_(std::move(events));
+            events = {};
+        }
+    }
+
+    // Stopped: everything still running or queued is told so.
+    events.clear();
+    for (auto &s : slots_) {
+        if (s->state != Slot::State::Idle) Fail(*s, "DISPOSED", "the context was disposed", events);
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto &req : queue_) {
+            Event e;
+            e.kind = Event::Kind::Error;
+            e.requestId = req->id;
+            e.code = "DISPOSED";
+            e.message = "the context was disposed";
+            events.push_back(std::move(e));
+        }
+        queue_.clear();
+        live_.clear();
+    }
+    if (!events.empty()) sink_(std::move(events));
+    llama_batch_free(batch);
+}
+
+}  // namespace llama_vlm

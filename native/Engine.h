@@ -1,0 +1,136 @@
+// The generation engine of one Context: owns the llama_context and the one thread that touches it.
+//
+// Requests enter a queue; each takes a free slot (a sequence id). Every loop step carries the next
+// token of every generating slot, plus prompt text of prefilling slots up to the batch budget, in one
+// llama_decode. Images are encoded (mtmd) and decoded into their slot between steps. A finished slot
+// frees its sequence and the next queued request takes it.
+//
+// Thread: Submit/Cancel/Stop may be called from any thread; everything else runs on the engine thread.
+// Events go out through the sink callback, called on the engine thread.
+#pragma once
+
+#include <llama-cpp.h>
+#include <llama.h>
+#include <mtmd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "Projector.h"
+#include "Sampler.h"
+
+namespace llama_vlm {
+
+struct Image {
+    std::vector<unsigned char> rgb;  // width * height * 3 bytes, sRGB
+    uint32_t width = 0;
+    uint32_t height = 0;
+    std::string id;  // content hash (cache key)
+};
+
+struct Request {
+    uint64_t id = 0;
+    std::vector<std::string> textParts;  // images.size() + 1 parts; image i sits between parts i and i+1
+    std::vector<Image> images;
+    bool addSpecial = true;  // BOS and other specials the vocabulary adds at the start
+    SamplerPtr sampler;      // built on the JS thread at submit, so a bad grammar fails there
+    int32_t maxTokens = -1;  // -1: until the sequence's context is full
+    int32_t nProbs = 0;
+    std::atomic<bool> cancelled{false};
+};
+
+struct Timings {
+    double imageEncodeMs = 0;
+    int32_t imageTokens = 0;
+    double promptMs = 0;
+    int32_t promptTokens = 0;
+    double generateMs = 0;
+    int32_t generatedTokens = 0;
+};
+
+struct Event {
+    enum class Kind { Token, Done, Error } kind = Kind::Token;
+    uint64_t requestId = 0;
+    llama_token token = -1;
+    std::string bytes;                                 // the token's piece
+    std::vector<std::pair<llama_token, float>> probs;  // top nProbs (token, probability), before sampling
+    std::string stopReason;                            // Done: eos | length | context | abort
+    Timings timings;
+    std::string code;     // Error
+    std::string message;  // Error
+};
+
+struct EngineParams {
+    uint32_t contextSize = 4096;
+    uint32_t batchSize = 512;
+    uint32_t ubatchSize = 512;
+    uint32_t parallel = 1;
+    int32_t threads = 4;
+    int32_t threadsBatch = 4;
+    int32_t flashAttention = -1;
+    int32_t typeK = 1;  // ggml_type, F16
+    int32_t typeV = 1;
+};
+
+class Engine {
+  public:
+    using Sink = std::function<void(std::vector<Event> &&)>;
+
+    // [sync, any thread] creates the llama_context (may allocate a lot: call off the JS thread).
+    // Throws VlmError on failure. The thread starts with Start().
+    Engine(SharedModel model, SharedProjector projector, const EngineParams &params);
+    ~Engine();
+    Engine(const Engine &) = delete;
+    Engine &operator=(const Engine &) = delete;
+
+    void Start(Sink sink);
+    // Queues a request; events for it follow through the sink.
+    void Submit(std::shared_ptr<Request> request);
+    // Marks a request cancelled: it finishes with stopReason "abort" within one step.
+    void Cancel(uint64_t requestId);
+    // Stops the thread: queued and running requests get a DISPOSED error. Blocks until the thread exits.
+    void Stop();
+
+    uint32_t contextSize() const { return nCtx_; }
+    uint32_t sequenceContextSize() const { return nCtxSeq_; }
+
+  private:
+    struct Slot;
+
+    void Run();
+    bool Admit();
+    void Prefill(Slot &slot, llama_batch &batch, int32_t &budget, std::vector<Event> &events);
+    void Finish(Slot &slot, const char *reason, std::vector<Event> &events);
+    void Fail(Slot &slot, const std::string &code, const std::string &message, std::vector<Event> &events);
+    void Tokenize(Slot &slot);
+    void EncodeAndDecodeImage(Slot &slot, const mtmd_input_chunk *chunk);
+
+    SharedModel model_;
+    SharedProjector projector_;
+    llama_context_ptr ctx_;
+    const llama_vocab *vocab_ = nullptr;
+    uint32_t nCtx_ = 0;
+    uint32_t nCtxSeq_ = 0;
+    uint32_t nBatch_ = 0;
+    int32_t nVocab_ = 0;
+
+    std::vector<std::unique_ptr<Slot>> slots_;
+    Sink sink_;
+    std::thread thread_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::shared_ptr<Request>> queue_;
+    std::unordered_map<uint64_t, std::shared_ptr<Request>> live_;
+    std::atomic<bool> stopping_{false};
+};
+
+}  // namespace llama_vlm

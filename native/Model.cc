@@ -1,0 +1,313 @@
+#include "Model.h"
+
+#include <chat.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "Errors.h"
+#include "Logger.h"
+
+namespace llama_vlm {
+namespace {
+
+struct LoadParams {
+    std::string path;
+    int32_t gpuLayers = 0;
+    bool useMmap = true;
+    bool useMlock = false;
+    bool vocabOnly = false;
+};
+
+// Loads on a libuv pool thread; progress is forwarded to JS, and the abort flag stops the load.
+class ModelLoadWorker : public Napi::AsyncProgressQueueWorker<float> {
+  public:
+    ModelLoadWorker(Napi::Env env, Model *owner, Napi::Object ownerObject, LoadParams params, Napi::Function onProgress)
+        : Napi::AsyncProgressQueueWorker<float>(env, "llama-vlm:ModelLoadWorker"),
+          deferred_(Napi::Promise::Deferred::New(env)),
+          owner_(owner),
+          params_(std::move(params)) {
+        ownerRef_ = Napi::Persistent(ownerObject);
+        if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
+    }
+
+    Napi::Promise Promise() const { return deferred_.Promise(); }
+
+    void Execute(const ExecutionProgress &progress) override {
+        llama_model_params mp = llama_model_default_params();
+        mp.n_gpu_layers = params_.gpuLayers;
+        mp.load_mode = params_.useMmap ? (params_.useMlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP)
+                                       : (params_.useMlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);
+        mp.vocab_only = params_.vocabOnly;
+        struct Progress {
+            const ExecutionProgress *progress;
+            std::atomic<bool> *abort;
+        } state{&progress, &owner_->abortFlag()};
+        mp.progress_callback = [](float p, void *data) {
+            auto *s = static_cast<Progress *>(data);
+            s->progress->Send(&p, 1);
+            return !s->abort->load();
+        };
+        mp.progress_callback_user_data = &state;
+        TakeLastError();
+        llama_model *raw = llama_model_load_from_file(params_.path.c_str(), mp);
+        if (raw == nullptr) {
+            if (owner_->abortFlag().load()) {
+                code_ = "ABORTED";
+                SetError("model load aborted");
+            } else {
+                std::string why = TakeLastError();
+                code_ = "INVALID_MODEL";
+                SetError("llama.cpp could not load the model " + params_.path + (why.empty() ? "" : ": " + why));
+            }
+            return;
+        }
+        model_ = SharedModel(raw, llama_model_free);
+    }
+
+    void OnProgress(const float *data, size_t count) override {
+        if (onProgress_.IsEmpty() || count == 0) return;
+        try {
+            onProgress_.Call({Napi::Number::New(Env(), data[count - 1])});
+        } catch (const Napi::Error &) {
+            // A throwing progress callback must not break the load; the error is dropped.
+        }
+    }
+
+    void OnOK() override {
+        owner_->SetLoaded(std::move(model_));
+        deferred_.Resolve(Env().Undefined());
+    }
+
+    void OnError(const Napi::Error &error) override {
+        deferred_.Reject(ToJsError(Env(), code_, error.Message()).Value());
+    }
+
+  private:
+    Napi::Promise::Deferred deferred_;
+    Model *owner_;
+    Napi::ObjectReference ownerRef_;  // keeps the JS Model alive while loading
+    Napi::FunctionReference onProgress_;
+    LoadParams params_;
+    SharedModel model_;
+    std::string code_ = "NATIVE_ERROR";
+};
+
+std::string MetaString(const llama_model *model, const char *key) {
+    std::vector<char> buf(256);
+    int32_t n = llama_model_meta_val_str(model, key, buf.data(), buf.size());
+    if (n < 0) return "";
+    if (static_cast<size_t>(n) >= buf.size()) {
+        buf.resize(static_cast<size_t>(n) + 1);
+        llama_model_meta_val_str(model, key, buf.data(), buf.size());
+    }
+    return std::string(buf.data());
+}
+
+bool IsBuiltinTemplateName(const std::string &name) {
+    int32_t n = llama_chat_builtin_templates(nullptr, 0);
+    std::vector<const char *> names(static_cast<size_t>(std::max(0, n)));
+    llama_chat_builtin_templates(names.data(), names.size());
+    return std::any_of(names.begin(), names.end(), [&](const char *b) { return name == b; });
+}
+
+}  // namespace
+
+Napi::Function Model::Init(Napi::Env env) {
+    return DefineClass(env, "Model",
+                       {
+                           InstanceMethod("load", &Model::Load),
+                           InstanceMethod("abortLoad", &Model::AbortLoad),
+                           InstanceMethod("info", &Model::Info),
+                           InstanceMethod("tokenize", &Model::Tokenize),
+                           InstanceMethod("detokenize", &Model::Detokenize),
+                           InstanceMethod("tokenBytes", &Model::TokenBytes),
+                           InstanceMethod("isEndOfGeneration", &Model::IsEndOfGeneration),
+                           InstanceMethod("applyChatTemplate", &Model::ApplyChatTemplate),
+                           InstanceMethod("dispose", &Model::Dispose),
+                       });
+}
+
+Model::Model(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Model>(info) {}
+
+SharedModel Model::Get(Napi::Env env) const {
+    if (!model_) throw ToJsError(env, "DISPOSED", "the model is not loaded or was disposed");
+    return model_;
+}
+
+Napi::Value Model::Load(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (loading_ || model_) throw ToJsError(env, "NATIVE_ERROR", "Model.load may be called once");
+    loading_ = true;
+    Napi::Object p = info[1].As<Napi::Object>();
+    LoadParams params;
+    params.path = info[0].As<Napi::String>().Utf8Value();
+    params.gpuLayers = p.Get("gpuLayers").As<Napi::Number>().Int32Value();
+    params.useMmap = p.Get("useMmap").ToBoolean().Value();
+    params.useMlock = p.Get("useMlock").ToBoolean().Value();
+    params.vocabOnly = p.Get("vocabOnly").ToBoolean().Value();
+    Napi::Function onProgress = info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
+    auto *worker = new ModelLoadWorker(env, this, info.This().As<Napi::Object>(), std::move(params), onProgress);
+    worker->Queue();
+    return worker->Promise();
+}
+
+Napi::Value Model::AbortLoad(const Napi::CallbackInfo &info) {
+    abortLoad_.store(true);
+    return info.Env().Undefined();
+}
+
+Napi::Value Model::Info(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    SharedModel model = Get(env);
+    const llama_vocab *vocab = llama_model_get_vocab(model.get());
+    Napi::Object o = Napi::Object::New(env);
+    char desc[256] = {0};
+    llama_model_desc(model.get(), desc, sizeof(desc));
+    o.Set("description", desc);
+    o.Set("architecture", MetaString(model.get(), "general.architecture"));
+    o.Set("name", MetaString(model.get(), "general.name"));
+    o.Set("parameters", Napi::Number::New(env, static_cast<double>(llama_model_n_params(model.get()))));
+    o.Set("sizeBytes", Napi::Number::New(env, static_cast<double>(llama_model_size(model.get()))));
+    o.Set("contextLengthTrained", llama_model_n_ctx_train(model.get()));
+    o.Set("embeddingLength", llama_model_n_embd(model.get()));
+    o.Set("embeddingLengthInput", llama_model_n_embd_inp(model.get()));
+    o.Set("layers", llama_model_n_layer(model.get()));
+    o.Set("vocabSize", llama_vocab_n_tokens(vocab));
+    o.Set("bos", llama_vocab_bos(vocab));
+    o.Set("eos", llama_vocab_eos(vocab));
+    o.Set("newline", llama_vocab_nl(vocab));
+    o.Set("addBos", llama_vocab_get_add_bos(vocab));
+    const char *tmpl = llama_model_chat_template(model.get(), nullptr);
+    o.Set("chatTemplate", tmpl != nullptr ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
+    return o;
+}
+
+Napi::Value Model::Tokenize(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    SharedModel model = Get(env);
+    const llama_vocab *vocab = llama_model_get_vocab(model.get());
+    std::string text = info[0].As<Napi::String>().Utf8Value();
+    bool addSpecial = info[1].ToBoolean().Value();
+    bool parseSpecial = info[2].ToBoolean().Value();
+    int32_t n =
+        -llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), nullptr, 0, addSpecial, parseSpecial);
+    if (n < 0) n = -n;
+    Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(n));
+    if (n > 0) {
+        int32_t written = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), out.Data(), n,
+                                         addSpecial, parseSpecial);
+        if (written < 0) throw ToJsError(env, "NATIVE_ERROR", "tokenization failed");
+    }
+    return out;
+}
+
+Napi::Value Model::Detokenize(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    SharedModel model = Get(env);
+    const llama_vocab *vocab = llama_model_get_vocab(model.get());
+    Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+    bool removeSpecial = info[1].ToBoolean().Value();
+    bool unparseSpecial = info[2].ToBoolean().Value();
+    int32_t nVocab = llama_vocab_n_tokens(vocab);
+    for (size_t i = 0; i < tokens.ElementLength(); ++i) {
+        if (tokens[i] < 0 || tokens[i] >= nVocab) {
+            throw ToJsError(env, "INVALID_OPTION",
+                            "token " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
+                                std::to_string(nVocab - 1) + ")");
+        }
+    }
+    std::string text(tokens.ElementLength() * 8 + 16, '\0');
+    int32_t n = llama_detokenize(vocab, tokens.Data(), static_cast<int32_t>(tokens.ElementLength()), text.data(),
+                                 static_cast<int32_t>(text.size()), removeSpecial, unparseSpecial);
+    if (n < 0) {
+        text.resize(static_cast<size_t>(-n));
+        n = llama_detokenize(vocab, tokens.Data(), static_cast<int32_t>(tokens.ElementLength()), text.data(),
+                             static_cast<int32_t>(text.size()), removeSpecial, unparseSpecial);
+    }
+    text.resize(static_cast<size_t>(std::max(0, n)));
+    return Napi::String::New(env, text);
+}
+
+Napi::Value Model::TokenBytes(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    SharedModel model = Get(env);
+    const llama_vocab *vocab = llama_model_get_vocab(model.get());
+    llama_token token = info[0].As<Napi::Number>().Int32Value();
+    if (token < 0 || token >= llama_vocab_n_tokens(vocab)) {
+        throw ToJsError(env, "INVALID_OPTION", "token " + std::to_string(token) + " is outside the vocabulary");
+    }
+    char buf[256];
+    int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, true);
+    std::string piece;
+    if (n < 0) {
+        piece.resize(static_cast<size_t>(-n));
+        n = llama_token_to_piece(vocab, token, piece.data(), static_cast<int32_t>(piece.size()), 0, true);
+    } else {
+        piece.assign(buf, static_cast<size_t>(n));
+    }
+    return Napi::Buffer<char>::Copy(env, piece.data(), piece.size());
+}
+
+Napi::Value Model::IsEndOfGeneration(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    SharedModel model = Get(env);
+    return Napi::Boolean::New(
+        env, llama_vocab_is_eog(llama_model_get_vocab(model.get()), info[0].As<Napi::Number>().Int32Value()));
+}
+
+Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    SharedModel model = Get(env);
+    Napi::Array messages = info[0].As<Napi::Array>();
+    std::string tmpl = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    bool addAssistant = info[2].ToBoolean().Value();
+
+    std::vector<std::pair<std::string, std::string>> msgs;
+    for (uint32_t i = 0; i < messages.Length(); ++i) {
+        Napi::Object m = messages.Get(i).As<Napi::Object>();
+        msgs.emplace_back(m.Get("role").As<Napi::String>().Utf8Value(),
+                          m.Get("content").As<Napi::String>().Utf8Value());
+    }
+
+    // llama.cpp's named templates (vicuna, chatml, …) go through llama_chat_apply_template; a model's own
+    // template or a custom Jinja string is rendered with common's Jinja engine, as llama.cpp's tools do.
+    if (!tmpl.empty() && IsBuiltinTemplateName(tmpl)) {
+        std::vector<llama_chat_message> chat;
+        for (const auto &m : msgs) chat.push_back({m.first.c_str(), m.second.c_str()});
+        std::string out(4096, '\0');
+        int32_t n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), addAssistant, out.data(),
+                                              static_cast<int32_t>(out.size()));
+        if (n > static_cast<int32_t>(out.size())) {
+            out.resize(static_cast<size_t>(n));
+            n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), addAssistant, out.data(),
+                                          static_cast<int32_t>(out.size()));
+        }
+        if (n < 0)
+            throw ToJsError(env, "INVALID_OPTION", "llama.cpp could not apply the chat template \"" + tmpl + "\"");
+        out.resize(static_cast<size_t>(n));
+        return Napi::String::New(env, out);
+    }
+    try {
+        common_chat_templates_ptr templates = common_chat_templates_init(model.get(), tmpl);
+        common_chat_templates_inputs inputs;
+        inputs.use_jinja = true;
+        inputs.add_generation_prompt = addAssistant;
+        for (const auto &m : msgs) {
+            common_chat_msg msg;
+            msg.role = m.first;
+            msg.content = m.second;
+            inputs.messages.push_back(std::move(msg));
+        }
+        return Napi::String::New(env, common_chat_templates_apply(templates.get(), inputs).prompt);
+    } catch (const std::exception &e) {
+        throw ToJsError(env, "INVALID_OPTION", std::string("the chat template could not be applied: ") + e.what());
+    }
+}
+
+Napi::Value Model::Dispose(const Napi::CallbackInfo &info) {
+    model_.reset();
+    return info.Env().Undefined();
+}
+
+}  // namespace llama_vlm

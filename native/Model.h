@@ -1,0 +1,55 @@
+// JS class Model: wraps a llama_model (text weights + vocabulary).
+//
+// Lifetime: the llama_model is held by a shared_ptr; Contexts and Projectors share it, so it is freed
+// when the last of them is gone. dispose() drops the Model's own reference (idempotent).
+// Thread: methods run on the JS thread, except load, which runs in ModelLoadWorker (libuv pool).
+#pragma once
+
+#include <llama.h>
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+namespace llama_vlm {
+
+using SharedModel = std::shared_ptr<llama_model>;
+
+class Model : public Napi::ObjectWrap<Model> {
+  public:
+    static Napi::Function Init(Napi::Env env);
+    explicit Model(const Napi::CallbackInfo &info);
+
+    // [sync, JS thread] the loaded model; throws a DISPOSED error if there is none.
+    SharedModel Get(Napi::Env env) const;
+    std::atomic<bool> &abortFlag() { return abortLoad_; }
+    void SetLoaded(SharedModel model) { model_ = std::move(model); }
+
+  private:
+    // load(path: string, params: {gpuLayers, useMmap, useMlock, vocabOnly}, onProgress?: (p: number) => void):
+    // Promise<void>
+    Napi::Value Load(const Napi::CallbackInfo &info);
+    // abortLoad(): void — a load in progress rejects with ABORTED
+    Napi::Value AbortLoad(const Napi::CallbackInfo &info);
+    // info(): NativeModelInfo
+    Napi::Value Info(const Napi::CallbackInfo &info);
+    // tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array
+    Napi::Value Tokenize(const Napi::CallbackInfo &info);
+    // detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string
+    Napi::Value Detokenize(const Napi::CallbackInfo &info);
+    // tokenBytes(token: number): Buffer — the raw bytes of one token's piece (may be part of a UTF-8 character)
+    Napi::Value TokenBytes(const Napi::CallbackInfo &info);
+    // isEndOfGeneration(token: number): boolean
+    Napi::Value IsEndOfGeneration(const Napi::CallbackInfo &info);
+    // applyChatTemplate(messages: {role, content}[], template: string | null, addAssistant: boolean): string
+    Napi::Value ApplyChatTemplate(const Napi::CallbackInfo &info);
+    // dispose(): void
+    Napi::Value Dispose(const Napi::CallbackInfo &info);
+
+    SharedModel model_;
+    std::atomic<bool> abortLoad_{false};
+    bool loading_ = false;
+};
+
+}  // namespace llama_vlm
