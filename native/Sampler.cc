@@ -287,6 +287,9 @@ Napi::Value ApplySamplers(const Napi::CallbackInfo &info) {
     int32_t selected = -1;
     if (select && cur.selected >= 0 && static_cast<size_t>(cur.selected) < cur.size)
         selected = cur.data[cur.selected].id;
+    // Samplers such as grammar, top-n-sigma and logit bias mask tokens with -inf instead of removing them.
+    auto masked = [](const llama_token_data &t) { return std::isinf(t.logit) && t.logit < 0; };
+    cur.size = static_cast<size_t>(std::remove_if(cur.data, cur.data + cur.size, masked) - cur.data);
     if (cur.size > 0) SoftmaxSorted(&cur);
     Napi::Int32Array ids = Napi::Int32Array::New(env, cur.size);
     Napi::Float32Array outLogits = Napi::Float32Array::New(env, cur.size);
