@@ -75,7 +75,7 @@ class ModelLoadWorker : public Napi::AsyncProgressQueueWorker<float> {
     }
 
     void OnOK() override {
-        owner_->SetLoaded(std::move(model_));
+        owner_->SetLoaded(Env(), std::move(model_));
         deferred_.Resolve(Env().Undefined());
     }
 
@@ -133,6 +133,12 @@ Model::Model(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Model>(info) {}
 SharedModel Model::Get(Napi::Env env) const {
     if (!model_) throw ToJsError(env, "DISPOSED", "the model is not loaded or was disposed");
     return model_;
+}
+
+void Model::SetLoaded(Napi::Env env, SharedModel model) {
+    model_ = std::move(model);
+    reportedBytes_ = static_cast<int64_t>(llama_model_size(model_.get()));
+    Napi::MemoryManagement::AdjustExternalMemory(env, reportedBytes_);
 }
 
 Napi::Value Model::Load(const Napi::CallbackInfo &info) {
@@ -307,6 +313,8 @@ Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo &info) {
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo &info) {
     model_.reset();
+    if (reportedBytes_ != 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -reportedBytes_);
+    reportedBytes_ = 0;
     return info.Env().Undefined();
 }
 

@@ -9,6 +9,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -24,7 +25,8 @@ class Model : public Napi::ObjectWrap<Model> {
     // [sync, JS thread] the loaded model; throws a DISPOSED error if there is none.
     SharedModel Get(Napi::Env env) const;
     std::atomic<bool> &abortFlag() { return abortLoad_; }
-    void SetLoaded(SharedModel model) { model_ = std::move(model); }
+    // [JS thread] takes the loaded model and tells V8 how much native memory it holds.
+    void SetLoaded(Napi::Env env, SharedModel model);
 
   private:
     // load(path: string, params: {gpuLayers, useMmap, useMlock, vocabOnly}, onProgress?: (p: number) => void):
@@ -48,6 +50,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Value Dispose(const Napi::CallbackInfo &info);
 
     SharedModel model_;
+    int64_t reportedBytes_ = 0;
     std::atomic<bool> abortLoad_{false};
     bool loading_ = false;
 };
