@@ -1,6 +1,6 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaVlmError, loadModel, type Model } from "../../lib/index.js";
+import { defaultLogger, LlamaVlmError, loadModel, type Model, setLogger } from "../../lib/index.js";
 import { loadNative, type NativeSamplerResult, packageRoot } from "../../lib/native.js";
 import { type NativeSampling, resolveSampling, type SamplingOptions } from "../../lib/sampling.js";
 
@@ -233,8 +233,21 @@ describe("samplers that need a vocabulary", () => {
         for (const id of r.ids) expect(vocab.detokenize([id]).trimStart().startsWith("{")).toBe(true);
     });
 
-    it("a grammar that does not parse is an INVALID_OPTION error", () => {
-        expect(() => run({ grammar: "root ::= (" }, ramp(), [], { model: vocab })).toThrow(/grammar/);
+    it("a grammar that does not parse is an INVALID_OPTION error, and llama.cpp's reason reaches the logger", async () => {
+        const lines: string[] = [];
+        const logged = new Promise<void>((resolve) => {
+            setLogger((_level, line) => {
+                lines.push(line);
+                if (/parse/.test(line)) resolve();
+            }, "error");
+        });
+        try {
+            expect(() => run({ grammar: "root ::= (" }, ramp(), [], { model: vocab })).toThrow(/grammar/);
+            await logged;
+            expect(lines.some((l) => /failed to parse grammar/.test(l))).toBe(true);
+        } finally {
+            setLogger(defaultLogger, "warn");
+        }
     });
 });
 
