@@ -90,6 +90,8 @@ export interface Timings {
     /** Time spent in the vision encoder. */
     imageEncodeMs: number;
     imageTokens: number;
+    /** Images served from the projector's cache of encoded images (not encoded again). */
+    imageCacheHits: number;
     /** Prompt processing (text and image embeddings into the KV cache), without encoding. */
     promptMs: number;
     promptTokens: number;

@@ -18,6 +18,8 @@ export interface ProjectorOptions {
     imageMaxTokens?: number;
     /** Flash attention in the encoder: "auto", true or false. Default "auto". */
     flashAttention?: boolean | "auto";
+    /** Bytes of encoded images kept, by content hash, so the same image is encoded once (0 = off). Default 256 MiB. */
+    imageCacheBytes?: number;
 }
 
 export interface LoadModelOptions {
@@ -76,7 +78,7 @@ const LOAD_KEYS = [
     "signal",
     "projectorOptions",
 ];
-const PROJECTOR_KEYS = ["useGpu", "threads", "imageMinTokens", "imageMaxTokens", "flashAttention"];
+const PROJECTOR_KEYS = ["useGpu", "threads", "imageMinTokens", "imageMaxTokens", "flashAttention", "imageCacheBytes"];
 
 /** Projector types whose image tokens use M-RoPE positions: they pair only with M-RoPE text models. */
 const MROPE_PROJECTORS = new Set(["qwen2vl_merger", "qwen2.5vl_merger", "qwen3vl_merger", "glm4v", "youtuvl"]);
@@ -289,6 +291,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
         imageMinTokens: checkNumber("imageMinTokens", po.imageMinTokens ?? -1, { integer: true, min: -1 }),
         imageMaxTokens: checkNumber("imageMaxTokens", po.imageMaxTokens ?? -1, { integer: true, min: -1 }),
         flashAttention: flash === "auto" ? -1 : flash ? 1 : 0,
+        imageCacheBytes: checkNumber("imageCacheBytes", po.imageCacheBytes ?? 256 * 1024 * 1024, { integer: true, min: 0 }),
     };
     const signal = o.signal;
     if (signal?.aborted) throw abortError("Model loading");

@@ -120,6 +120,7 @@ export type NativeEvent =
           timings: {
               imageEncodeMs: number;
               imageTokens: number;
+              imageCacheHits: number;
               promptMs: number;
               promptTokens: number;
               generateMs: number;

@@ -111,6 +111,7 @@ Napi::Value EventsToJs(Napi::Env env, const std::vector<Event> &events) {
                 Napi::Object t = Napi::Object::New(env);
                 t.Set("imageEncodeMs", e.timings.imageEncodeMs);
                 t.Set("imageTokens", e.timings.imageTokens);
+                t.Set("imageCacheHits", e.timings.imageCacheHits);
                 t.Set("promptMs", e.timings.promptMs);
                 t.Set("promptTokens", e.timings.promptTokens);
                 t.Set("generateMs", e.timings.generateMs);

@@ -63,8 +63,6 @@ struct Engine::Slot {
     State state = State::Idle;
     std::shared_ptr<Request> request;
     SamplerPtr sampler;
-    mtmd::input_chunks chunks;
-    std::vector<llama_token> textOnly;  // prompt tokens when there is no projector
     size_t chunkIndex = 0;
     size_t tokenOffset = 0;
     llama_pos nPast = 0;
@@ -80,8 +78,6 @@ struct Engine::Slot {
         state = State::Idle;
         request.reset();
         sampler.reset();
-        chunks.ptr.reset();
-        textOnly.clear();
         chunkIndex = 0;
         tokenOffset = 0;
         nPast = 0;
@@ -121,6 +117,7 @@ Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams 
     nCtx_ = llama_n_ctx(ctx);
     nCtxSeq_ = llama_n_ctx_seq(ctx);
     nBatch_ = llama_n_batch(ctx);
+    parallel_ = params.parallel;
     for (uint32_t i = 0; i < params.parallel; ++i) {
         auto slot = std::make_unique<Slot>();
         slot->seq = static_cast<llama_seq_id>(i);
@@ -134,16 +131,17 @@ Engine::~Engine() {
 
 void Engine::Start(Sink sink) {
     sink_ = std::move(sink);
-    thread_ = std::thread([this] { Run(); });
+    encoder_ = std::thread([this] { RunEncoder(); });
+    decoder_ = std::thread([this] { RunDecoder(); });
 }
 
 void Engine::Submit(std::shared_ptr<Request> request) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         live_[request->id] = request;
-        queue_.push_back(std::move(request));
+        incoming_.push_back(std::move(request));
     }
-    wake_.notify_one();
+    wakeEncoder_.notify_one();
 }
 
 void Engine::Cancel(uint64_t requestId) {
@@ -152,42 +150,51 @@ void Engine::Cancel(uint64_t requestId) {
         auto it = live_.find(requestId);
         if (it != live_.end()) it->second->cancelled.store(true);
     }
-    wake_.notify_one();
+    wakeDecoder_.notify_one();
 }
 
 void Engine::Stop() {
     stopping_.store(true);
-    wake_.notify_all();
-    if (thread_.joinable()) thread_.join();
-}
-
-bool Engine::Admit() {
-    bool any = false;
-    for (auto &slot : slots_) {
-        if (slot->state == Slot::State::Idle && !queue_.empty()) {
-            slot->request = std::move(queue_.front());
-            queue_.pop_front();
-            slot->state = Slot::State::Prefill;
-            slot->started = Clock::now();
+    wakeEncoder_.notify_all();
+    wakeDecoder_.notify_all();
+    if (encoder_.joinable()) encoder_.join();
+    if (decoder_.joinable()) decoder_.join();
+    // Both stages are gone: whatever never reached a slot is told so here.
+    std::vector<Event> events;
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto *queue : {&incoming_, &ready_}) {
+        for (auto &req : *queue) {
+            Event e;
+            e.kind = Event::Kind::Error;
+            e.requestId = req->id;
+            e.code = "DISPOSED";
+            e.message = "the context was disposed";
+            events.push_back(std::move(e));
         }
-        any = any || slot->state != Slot::State::Idle;
+        queue->clear();
     }
-    return any;
+    live_.clear();
+    if (!events.empty() && sink_) sink_(std::move(events));
 }
 
-void Engine::Tokenize(Slot &slot) {
-    Request &req = *slot.request;
+void Engine::Forget(uint64_t requestId) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_.erase(requestId);
+}
+
+// Encoder stage: tokenize, check the fit, encode images (or take them from the cache).
+void Engine::Prepare(Request &req) {
     if (!projector_) {
         std::string text;
         for (const std::string &part : req.textParts) text += part;
         int32_t n =
             -llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), nullptr, 0, req.addSpecial, true);
-        slot.textOnly.resize(static_cast<size_t>(std::max(0, n)));
+        req.textOnly.resize(static_cast<size_t>(std::max(0, n)));
         if (n > 0) {
-            llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), slot.textOnly.data(), n,
+            llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), req.textOnly.data(), n,
                            req.addSpecial, true);
         }
-        slot.timings.promptTokens = static_cast<int32_t>(slot.textOnly.size());
+        req.promptTokens = static_cast<int32_t>(req.textOnly.size());
     } else {
         std::vector<mtmd::bitmap> bitmaps;
         for (const Image &image : req.images) {
@@ -204,9 +211,9 @@ void Engine::Tokenize(Slot &slot) {
         }
         std::vector<const mtmd_input_part *> partPtrs;
         for (const auto &p : parts) partPtrs.push_back(&p);
-        slot.chunks.ptr.reset(mtmd_input_chunks_init());
+        req.chunks.ptr.reset(mtmd_input_chunks_init());
         TakeLastError();
-        int32_t rc = mtmd_tokenize_from_parts(projector_->ctx.get(), slot.chunks.ptr.get(), partPtrs.data(),
+        int32_t rc = mtmd_tokenize_from_parts(projector_->ctx.get(), req.chunks.ptr.get(), partPtrs.data(),
                                               partPtrs.size(), req.addSpecial);
         if (rc != 0) {
             std::string why = TakeLastError();
@@ -214,64 +221,141 @@ void Engine::Tokenize(Slot &slot) {
                            "the vision encoder could not prepare the prompt (mtmd_tokenize returned " +
                                std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why));
         }
-        slot.timings.promptTokens = static_cast<int32_t>(mtmd_helper_get_n_tokens(slot.chunks.ptr.get()));
-        for (size_t i = 0; i < slot.chunks.size(); ++i) {
-            const mtmd_input_chunk *chunk = slot.chunks[i];
-            if (mtmd_input_chunk_get_type(chunk) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
-                slot.timings.imageTokens += static_cast<int32_t>(mtmd_input_chunk_get_n_tokens(chunk));
-            }
-        }
-        size_t n = slot.chunks.size();
-        if (n == 0 || mtmd_input_chunk_get_type(slot.chunks[n - 1]) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
+        req.images.clear();  // the chunks hold the preprocessed pixels now
+        req.promptTokens = static_cast<int32_t>(mtmd_helper_get_n_tokens(req.chunks.ptr.get()));
+        const size_t n = req.chunks.size();
+        if (n == 0 || mtmd_input_chunk_get_type(req.chunks[n - 1]) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
             throw VlmError("INVALID_OPTION", "the prompt must end with text after its last image");
         }
+        for (size_t i = 0; i < n; ++i) {
+            if (mtmd_input_chunk_get_type(req.chunks[i]) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
+                req.imageTokens += static_cast<int32_t>(mtmd_input_chunk_get_n_tokens(req.chunks[i]));
+            }
+        }
     }
-    if (slot.timings.promptTokens == 0) throw VlmError("INVALID_OPTION", "the prompt is empty");
-    if (static_cast<uint32_t>(slot.timings.promptTokens) + 1 > nCtxSeq_) {
-        throw VlmError("OVER_CONTEXT", "the prompt needs " + std::to_string(slot.timings.promptTokens) + " tokens (" +
-                                           std::to_string(slot.timings.imageTokens) +
+    if (req.promptTokens == 0) throw VlmError("INVALID_OPTION", "the prompt is empty");
+    if (static_cast<uint32_t>(req.promptTokens) + 1 > nCtxSeq_) {
+        throw VlmError("OVER_CONTEXT", "the prompt needs " + std::to_string(req.promptTokens) + " tokens (" +
+                                           std::to_string(req.imageTokens) +
                                            " of them for images) but a sequence holds " + std::to_string(nCtxSeq_) +
                                            "; raise contextSize or shorten the prompt or images");
     }
-}
+    if (!projector_) return;
 
-void Engine::EncodeAndDecodeImage(Slot &slot, const mtmd_input_chunk *chunk) {
-    const auto t0 = Clock::now();
-    const size_t nTokens = mtmd_input_chunk_get_n_tokens(chunk);
-    std::vector<float> embd;
-    {
-        std::lock_guard<std::mutex> lock(projector_->encodeMutex);
-        TakeLastError();
-        if (mtmd_encode_chunk(projector_->ctx.get(), chunk) != 0) {
-            std::string why = TakeLastError();
-            throw VlmError("NATIVE_ERROR", "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
+    const size_t nEmbd = static_cast<size_t>(llama_model_n_embd_inp(model_.get()));
+    req.embeddings.resize(req.chunks.size());
+    for (size_t i = 0; i < req.chunks.size(); ++i) {
+        const mtmd_input_chunk *chunk = req.chunks[i];
+        if (mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT) continue;
+        if (req.cancelled.load() || stopping_.load()) return;
+        const size_t nTokens = mtmd_input_chunk_get_n_tokens(chunk);
+        const char *id = mtmd_input_chunk_get_id(chunk);
+        const std::string key = id != nullptr && *id != '\0' ? std::string(id) + ":" + std::to_string(nTokens) : "";
+        if (!key.empty()) {
+            if (Embeddings hit = projector_->cache->Get(key)) {
+                req.embeddings[i] = std::move(hit);
+                ++req.imageCacheHits;
+                continue;
+            }
         }
-        const float *out = mtmd_get_output_embd(projector_->ctx.get());
-        embd.assign(out, out + nTokens * static_cast<size_t>(llama_model_n_embd_inp(model_.get())));
+        const auto t0 = Clock::now();
+        auto embd = std::make_shared<std::vector<float>>();
+        {
+            std::lock_guard<std::mutex> lock(projector_->encodeMutex);
+            TakeLastError();
+            if (mtmd_encode_chunk(projector_->ctx.get(), chunk) != 0) {
+                std::string why = TakeLastError();
+                throw VlmError("NATIVE_ERROR",
+                               "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
+            }
+            const float *out = mtmd_get_output_embd(projector_->ctx.get());
+            embd->assign(out, out + nTokens * nEmbd);
+        }
+        req.imageEncodeMs += MsSince(t0);
+        if (!key.empty()) projector_->cache->Put(key, embd);
+        req.embeddings[i] = std::move(embd);
     }
-    slot.timings.imageEncodeMs += MsSince(t0);
-    llama_pos newPast = slot.nPast;
-    int32_t rc = mtmd_helper_decode_image_chunk(projector_->ctx.get(), ctx_.get(), chunk, embd.data(), slot.nPast,
-                                                slot.seq, static_cast<int32_t>(nBatch_), &newPast, nullptr, nullptr);
-    if (rc != 0) {
-        if (stopping_.load()) throw VlmError("DISPOSED", "the context was disposed");
-        throw VlmError("NATIVE_ERROR", "llama_decode failed on image embeddings (" + std::to_string(rc) + ")");
-    }
-    slot.nPast = newPast;
-    slot.cellsUsed += static_cast<int32_t>(nTokens);
 }
 
-void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget, std::vector<Event> &events) {
-    if (!slot.sampler) {
-        slot.sampler = std::move(slot.request->sampler);
+void Engine::RunEncoder() {
+    while (true) {
+        std::shared_ptr<Request> req;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            // Keep at most `parallel` prepared requests ahead: enough to refill every slot, bounded memory.
+            wakeEncoder_.wait(lock,
+                              [&] { return stopping_.load() || (!incoming_.empty() && ready_.size() < parallel_); });
+            if (stopping_.load()) return;
+            req = std::move(incoming_.front());
+            incoming_.pop_front();
+        }
+        std::vector<Event> events;
+        if (!req->cancelled.load()) {
+            try {
+                Prepare(*req);
+            } catch (const VlmError &e) {
+                Event ev;
+                ev.kind = Event::Kind::Error;
+                ev.requestId = req->id;
+                ev.code = e.code();
+                ev.message = e.what();
+                events.push_back(std::move(ev));
+            }
+        }
+        if (events.empty() && req->cancelled.load()) {
+            Event ev;
+            ev.kind = Event::Kind::Done;
+            ev.requestId = req->id;
+            ev.stopReason = "abort";
+            ev.timings.imageEncodeMs = req->imageEncodeMs;
+            events.push_back(std::move(ev));
+        }
+        if (stopping_.load()) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            incoming_.push_front(std::move(req));  // the decoder's shutdown reports it
+            return;
+        }
+        if (!events.empty()) {
+            Forget(req->id);
+            sink_(std::move(events));
+            continue;
+        }
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            ready_.push_back(std::move(req));
+        }
+        wakeDecoder_.notify_one();
     }
-    if (slot.chunkIndex == 0 && slot.tokenOffset == 0 && !slot.chunks.ptr && slot.textOnly.empty()) Tokenize(slot);
+}
 
-    bool added = false;
+bool Engine::Admit() {
+    bool any = false;
+    bool admitted = false;
+    for (auto &slot : slots_) {
+        if (slot->state == Slot::State::Idle && !ready_.empty()) {
+            slot->request = std::move(ready_.front());
+            ready_.pop_front();
+            slot->state = Slot::State::Prefill;
+            slot->started = Clock::now();
+            slot->sampler = std::move(slot->request->sampler);
+            slot->timings.promptTokens = slot->request->promptTokens;
+            slot->timings.imageTokens = slot->request->imageTokens;
+            slot->timings.imageCacheHits = slot->request->imageCacheHits;
+            slot->timings.imageEncodeMs = slot->request->imageEncodeMs;
+            admitted = true;
+        }
+        any = any || slot->state != Slot::State::Idle;
+    }
+    if (admitted) wakeEncoder_.notify_one();
+    return any;
+}
+
+void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget) {
+    Request &req = *slot.request;
     if (!projector_) {
-        while (budget > 0 && slot.tokenOffset < slot.textOnly.size()) {
-            const bool lastToken = slot.tokenOffset + 1 == slot.textOnly.size();
-            BatchAdd(batch, slot.textOnly[slot.tokenOffset], slot.nPast++, slot.seq, lastToken);
+        while (budget > 0 && slot.tokenOffset < req.textOnly.size()) {
+            const bool lastToken = slot.tokenOffset + 1 == req.textOnly.size();
+            BatchAdd(batch, req.textOnly[slot.tokenOffset], slot.nPast++, slot.seq, lastToken);
             if (lastToken) slot.batchIndex = batch.n_tokens - 1;
             ++slot.tokenOffset;
             ++slot.cellsUsed;
@@ -279,9 +363,10 @@ void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget, std::vecto
         }
         return;
     }
-    const size_t nChunks = slot.chunks.size();
+    bool added = false;
+    const size_t nChunks = req.chunks.size();
     while (slot.chunkIndex < nChunks) {
-        const mtmd_input_chunk *chunk = slot.chunks[slot.chunkIndex];
+        const mtmd_input_chunk *chunk = req.chunks[slot.chunkIndex];
         if (mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
             size_t n = 0;
             const llama_token *tokens = mtmd_input_chunk_get_tokens_text(chunk, &n);
@@ -298,14 +383,23 @@ void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget, std::vecto
             ++slot.chunkIndex;
             slot.tokenOffset = 0;
         } else {
-            // Images decode in their own llama_decode calls; text of this slot already in the batch must go first.
+            // Image embeddings decode in their own llama_decode calls, after this slot's text in the batch.
             if (added) return;
-            EncodeAndDecodeImage(slot, chunk);
+            const Embeddings &embd = req.embeddings[slot.chunkIndex];
+            llama_pos newPast = slot.nPast;
+            int32_t rc = mtmd_helper_decode_image_chunk(projector_->ctx.get(), ctx_.get(), chunk,
+                                                        const_cast<float *>(embd->data()), slot.nPast, slot.seq,
+                                                        static_cast<int32_t>(nBatch_), &newPast, nullptr, nullptr);
+            if (rc != 0) {
+                if (stopping_.load()) throw VlmError("DISPOSED", "the context was disposed");
+                throw VlmError("NATIVE_ERROR", "llama_decode failed on image embeddings (" + std::to_string(rc) + ")");
+            }
+            slot.nPast = newPast;
+            slot.cellsUsed += static_cast<int32_t>(mtmd_input_chunk_get_n_tokens(chunk));
             ++slot.chunkIndex;
             return;  // one image per step keeps generating slots moving
         }
     }
-    (void)events;
 }
 
 void Engine::Finish(Slot &slot, const char *reason, std::vector<Event> &events) {
@@ -330,20 +424,17 @@ void Engine::Fail(Slot &slot, const std::string &code, const std::string &messag
         events.push_back(std::move(e));
     }
     llama_memory_seq_rm(llama_get_memory(ctx_.get()), slot.seq, -1, -1);
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        live_.erase(slot.request->id);
-    }
+    Forget(slot.request->id);
     slot.Reset();
 }
 
-void Engine::Run() {
+void Engine::RunDecoder() {
     llama_batch batch = llama_batch_init(static_cast<int32_t>(nBatch_), 0, 1);
     std::vector<Event> events;
     while (true) {
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            wake_.wait(lock, [&] {
+            wakeDecoder_.wait(lock, [&] {
                 if (stopping_.load()) return true;
                 return Admit();
             });
@@ -369,7 +460,7 @@ void Engine::Run() {
             Slot &slot = *s;
             if (slot.state != Slot::State::Prefill) continue;
             try {
-                Prefill(slot, batch, budget, events);
+                Prefill(slot, batch, budget);
             } catch (const VlmError &e) {
                 // Tokens this slot already put in the batch must not be decoded into a freed sequence.
                 for (int32_t i = batch.n_tokens - 1; i >= 0 && batch.seq_id[i][0] == slot.seq; --i) batch.n_tokens = i;
@@ -405,7 +496,7 @@ void Engine::Run() {
             const llama_token token = llama_sampler_sample(slot.sampler.get(), ctx_.get(), slot.batchIndex);
             if (first) {
                 slot.state = Slot::State::Generate;
-                slot.timings.promptMs = MsSince(slot.started) - slot.timings.imageEncodeMs;
+                slot.timings.promptMs = MsSince(slot.started);
                 slot.firstToken = Clock::now();
             }
             if (llama_vocab_is_eog(vocab_, token)) {
@@ -435,19 +526,6 @@ void Engine::Run() {
     events.clear();
     for (auto &s : slots_) {
         if (s->state != Slot::State::Idle) Fail(*s, "DISPOSED", "the context was disposed", events);
-    }
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (auto &req : queue_) {
-            Event e;
-            e.kind = Event::Kind::Error;
-            e.requestId = req->id;
-            e.code = "DISPOSED";
-            e.message = "the context was disposed";
-            events.push_back(std::move(e));
-        }
-        queue_.clear();
-        live_.clear();
     }
     if (!events.empty()) sink_(std::move(events));
     llama_batch_free(batch);

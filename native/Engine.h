@@ -1,12 +1,17 @@
 // The generation engine of one Context: owns the llama_context and the one thread that touches it.
 //
-// Requests enter a queue; each takes a free slot (a sequence id). Every loop step carries the next
-// token of every generating slot, plus prompt text of prefilling slots up to the batch budget, in one
-// llama_decode. Images are encoded (mtmd) and decoded into their slot between steps. A finished slot
-// frees its sequence and the next queued request takes it.
+// Two stages, two threads:
+// - the encoder thread takes submitted requests in order, tokenizes them (mtmd preprocessing), checks
+//   they fit a sequence, and encodes their images (or takes them from the projector's cache), keeping
+//   up to `parallel` prepared requests ready ahead of the decoder;
+// - the decode thread gives each prepared request a free slot (a sequence id). Every step carries the
+//   next token of every generating slot, plus prompt text of prefilling slots up to the batch budget,
+//   in one llama_decode; image embeddings are decoded into their slot between steps. A finished slot
+//   frees its sequence and the next prepared request takes it (continuous batching).
+// So image encoding overlaps decoding, and a request's image is usually ready when its slot frees.
 //
-// Thread: Submit/Cancel/Stop may be called from any thread; everything else runs on the engine thread.
-// Events go out through the sink callback, called on the engine thread.
+// Thread: Submit/Cancel/Stop may be called from any thread. The llama_context is touched by the
+// decode thread only. Events go out through the sink, called from either stage's thread.
 #pragma once
 
 #include <llama-cpp.h>
@@ -39,6 +44,15 @@ struct Image {
 
 struct Request {
     uint64_t id = 0;
+    // Filled by the encoder stage:
+    mtmd::input_chunks chunks;           // with a projector
+    std::vector<llama_token> textOnly;   // without one
+    std::vector<Embeddings> embeddings;  // per chunk; set for image chunks
+    int32_t promptTokens = 0;
+    int32_t imageTokens = 0;
+    int32_t imageCacheHits = 0;
+    double imageEncodeMs = 0;
+    // Set by Submit:
     std::vector<std::string> textParts;  // images.size() + 1 parts; image i sits between parts i and i+1
     std::vector<Image> images;
     bool addSpecial = true;  // BOS and other specials the vocabulary adds at the start
@@ -51,6 +65,7 @@ struct Request {
 struct Timings {
     double imageEncodeMs = 0;
     int32_t imageTokens = 0;
+    int32_t imageCacheHits = 0;
     double promptMs = 0;
     int32_t promptTokens = 0;
     double generateMs = 0;
@@ -106,13 +121,14 @@ class Engine {
   private:
     struct Slot;
 
-    void Run();
+    void RunEncoder();
+    void Prepare(Request &request);
+    void RunDecoder();
     bool Admit();
-    void Prefill(Slot &slot, llama_batch &batch, int32_t &budget, std::vector<Event> &events);
+    void Prefill(Slot &slot, llama_batch &batch, int32_t &budget);
     void Finish(Slot &slot, const char *reason, std::vector<Event> &events);
     void Fail(Slot &slot, const std::string &code, const std::string &message, std::vector<Event> &events);
-    void Tokenize(Slot &slot);
-    void EncodeAndDecodeImage(Slot &slot, const mtmd_input_chunk *chunk);
+    void Forget(uint64_t requestId);
 
     SharedModel model_;
     SharedProjector projector_;
@@ -125,10 +141,14 @@ class Engine {
 
     std::vector<std::unique_ptr<Slot>> slots_;
     Sink sink_;
-    std::thread thread_;
+    std::thread encoder_;
+    std::thread decoder_;
     std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<std::shared_ptr<Request>> queue_;
+    std::condition_variable wakeEncoder_;
+    std::condition_variable wakeDecoder_;
+    std::deque<std::shared_ptr<Request>> incoming_;  // submitted, not yet prepared
+    std::deque<std::shared_ptr<Request>> ready_;     // prepared, waiting for a slot
+    uint32_t parallel_ = 1;
     std::unordered_map<uint64_t, std::shared_ptr<Request>> live_;
     std::atomic<bool> stopping_{false};
 };

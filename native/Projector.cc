@@ -13,6 +13,7 @@ struct ProjectorParams {
     int32_t imageMinTokens = -1;
     int32_t imageMaxTokens = -1;
     int32_t flashAttention = -1;  // llama_flash_attn_type: -1 auto, 0 off, 1 on
+    double imageCacheBytes = 0;
 };
 
 class ProjectorLoadWorker : public Napi::AsyncWorker {
@@ -54,6 +55,7 @@ class ProjectorLoadWorker : public Napi::AsyncWorker {
         state_ = std::make_shared<ProjectorState>();
         state_->model = model_;
         state_->ctx.reset(ctx);
+        state_->cache = std::make_unique<ImageCache>(static_cast<size_t>(params_.imageCacheBytes));
     }
 
     void OnOK() override {
@@ -75,6 +77,32 @@ class ProjectorLoadWorker : public Napi::AsyncWorker {
 };
 
 }  // namespace
+
+Embeddings ImageCache::Get(const std::string &key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = index_.find(key);
+    if (it == index_.end()) {
+        ++misses_;
+        return nullptr;
+    }
+    ++hits_;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->second;
+}
+
+void ImageCache::Put(const std::string &key, Embeddings value) {
+    const size_t size = value->size() * sizeof(float);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (size > capacity_ || index_.count(key) != 0) return;
+    while (used_ + size > capacity_ && !lru_.empty()) {
+        used_ -= lru_.back().second->size() * sizeof(float);
+        index_.erase(lru_.back().first);
+        lru_.pop_back();
+    }
+    lru_.emplace_front(key, std::move(value));
+    index_[key] = lru_.begin();
+    used_ += size;
+}
 
 Napi::Function Projector::Init(Napi::Env env) {
     return DefineClass(env, "Projector",
@@ -105,6 +133,7 @@ Napi::Value Projector::Load(const Napi::CallbackInfo &info) {
     params.imageMinTokens = p.Get("imageMinTokens").As<Napi::Number>().Int32Value();
     params.imageMaxTokens = p.Get("imageMaxTokens").As<Napi::Number>().Int32Value();
     params.flashAttention = p.Get("flashAttention").As<Napi::Number>().Int32Value();
+    params.imageCacheBytes = p.Get("imageCacheBytes").As<Napi::Number>().DoubleValue();
     auto *worker =
         new ProjectorLoadWorker(env, this, info.This().As<Napi::Object>(), std::move(model), std::move(params));
     worker->Queue();
@@ -118,6 +147,9 @@ Napi::Value Projector::Info(const Napi::CallbackInfo &info) {
     o.Set("supportsVision", mtmd_support_vision(state->ctx.get()));
     o.Set("usesMrope", mtmd_decode_use_mrope(state->ctx.get()));
     o.Set("marker", mtmd_get_marker(state->ctx.get()));
+    o.Set("cacheHits", static_cast<double>(state->cache->hits()));
+    o.Set("cacheMisses", static_cast<double>(state->cache->misses()));
+    o.Set("cacheBytes", static_cast<double>(state->cache->bytes()));
     return o;
 }
 

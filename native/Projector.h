@@ -10,17 +10,46 @@
 #include <mtmd.h>
 #include <napi.h>
 
+#include <list>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "Model.h"
 
 namespace llama_vlm {
 
+using Embeddings = std::shared_ptr<const std::vector<float>>;
+
+// Encoded images by content hash, least recently used first out, bounded in bytes (0 disables).
+// Thread: any (own mutex).
+class ImageCache {
+  public:
+    explicit ImageCache(size_t capacityBytes) : capacity_(capacityBytes) {}
+    Embeddings Get(const std::string &key);
+    void Put(const std::string &key, Embeddings value);
+    size_t hits() const { return hits_; }
+    size_t misses() const { return misses_; }
+    size_t bytes() const { return used_; }
+
+  private:
+    using Entry = std::pair<std::string, Embeddings>;
+    std::mutex mutex_;
+    size_t capacity_;
+    size_t used_ = 0;
+    size_t hits_ = 0;
+    size_t misses_ = 0;
+    std::list<Entry> lru_;  // most recent first
+    std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+};
+
 struct ProjectorState {
     SharedModel model;
     mtmd::context_ptr ctx;
     std::mutex encodeMutex;
+    std::unique_ptr<ImageCache> cache;
 };
 using SharedProjector = std::shared_ptr<ProjectorState>;
 
@@ -37,7 +66,7 @@ class Projector : public Napi::ObjectWrap<Projector> {
     // load(model: Model, path: string, params: {useGpu, threads, imageMinTokens, imageMaxTokens, flashAttention}):
     // Promise<void>
     Napi::Value Load(const Napi::CallbackInfo &info);
-    // info(): { supportsVision: boolean, usesMrope: boolean, marker: string }
+    // info(): { supportsVision, usesMrope, marker, cacheHits, cacheMisses, cacheBytes }
     Napi::Value Info(const Napi::CallbackInfo &info);
     // dispose(): void
     Napi::Value Dispose(const Napi::CallbackInfo &info);
