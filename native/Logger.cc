@@ -2,6 +2,7 @@
 
 #include <ggml.h>
 #include <llama.h>
+#include <mtmd-helper.h>
 #include <mtmd.h>
 
 #include <algorithm>
@@ -124,7 +125,7 @@ void InstallLogRouter() {
     std::call_once(once, [] {
         llama_log_set(OnLog, nullptr);
         ggml_log_set(OnLog, nullptr);
-        mtmd_log_set(OnLog, nullptr);
+        mtmd_helper_log_set(OnLog, nullptr);  // also sets mtmd_log_set
     });
 }
 
