@@ -34,6 +34,11 @@ export interface PreparedImage {
     id: string;
 }
 
+// libvips' operation cache keeps decoded pixels for reuse; llama-vlm decodes each image once per request and
+// keeps encoded images in its own cache, so the libvips cache would only grow the process (tens of MB).
+// This is a process-wide sharp setting: an application that wants it back can call sharp.cache(true).
+sharp.cache(false);
+
 const DEFAULT_BUDGET = { maxPixels: 4_000_000, overBudget: "downscale", maxInputPixels: 100_000_000 } as const;
 
 export function resolveBudget(budget: ImageBudget = {}): Required<ImageBudget> {
