@@ -132,13 +132,22 @@ function fromDir(dir, staging) {
     return { source: `LLAMA_CPP_DIR=${src}`, commit };
 }
 
+const patchDir = path.join(root, "patches", "llama.cpp");
+
+function patchFiles() {
+    return fs.existsSync(patchDir) ? fs.readdirSync(patchDir).filter((f) => f.endsWith(".patch")).sort() : [];
+}
+
+/** One hash over the patch files, so a changed patch set re-populates the tree. */
+function patchesHash() {
+    const h = createHash("sha256");
+    for (const f of patchFiles()) h.update(f).update(fs.readFileSync(path.join(patchDir, f)));
+    return h.digest("hex");
+}
+
 function applyPatches(tree) {
-    const dir = path.join(root, "patches", "llama.cpp");
-    if (!fs.existsSync(dir)) return [];
-    const patches = fs
-        .readdirSync(dir)
-        .filter((f) => f.endsWith(".patch"))
-        .sort();
+    const dir = patchDir;
+    const patches = patchFiles();
     for (const p of patches) {
         log(`applying patches/llama.cpp/${p}`);
         run("git", ["apply", "--whitespace=nowarn", path.join(dir, p)], { cwd: tree });
@@ -152,7 +161,7 @@ function log(msg) {
 
 function main() {
     const current = readMarker();
-    if (!force && current && current.commit === pin.commit) {
+    if (!force && current && current.commit === pin.commit && current.patchesHash === patchesHash()) {
         log(`vendor/llama.cpp is at the pinned commit ${pin.commit.slice(0, 10)}; nothing to do`);
         return;
     }
@@ -161,8 +170,8 @@ function main() {
             `${dest} exists but was not populated by this script. Remove it, or run \`npm run vendor -- --force\`.`,
         );
     }
-    if (!force && current && current.commit !== pin.commit && current.commit !== "unknown") {
-        log(`vendor/llama.cpp is at ${current.commit}, pin is ${pin.commit}: re-populating`);
+    if (!force && current && current.commit !== "unknown") {
+        log(`vendor/llama.cpp is at ${current.commit.slice(0, 10)} with other patches than the pin wants: re-populating`);
     }
     if (current?.commit === "unknown" && !force) {
         log("vendor/llama.cpp came from LLAMA_CPP_DIR without git metadata; keeping it (use --force to replace)");
@@ -176,7 +185,7 @@ function main() {
         const patches = applyPatches(staging);
         fs.writeFileSync(
             path.join(staging, ".llama-vlm-vendor.json"),
-            `${JSON.stringify({ ...info, llamaCppVersion: pin.llamaCppVersion, patches }, null, 2)}\n`,
+            `${JSON.stringify({ ...info, llamaCppVersion: pin.llamaCppVersion, patches, patchesHash: patchesHash() }, null, 2)}\n`,
         );
         fs.rmSync(dest, { recursive: true, force: true });
         fs.renameSync(staging, dest);
