@@ -40,6 +40,8 @@ export interface ContextOptions {
     flashAttention?: boolean | "auto";
     /** KV cache type for K and V. Default "f16". */
     kvCacheType?: KvCacheType;
+    /** Alias of `contextSize` (the reference pipeline's name). */
+    nCtx?: number;
 }
 
 const CONTEXT_KEYS = [
@@ -77,6 +79,12 @@ export interface CompletionRequest extends SamplingOptions {
     imageBudget?: ImageBudget;
     /** Cancels the request: a running one settles with stopReason "abort"; one not started yet rejects with ABORTED. */
     signal?: AbortSignal;
+    /** Alias of `maxTokens` (the reference pipeline's name). */
+    nPredict?: number;
+    /** Alias of `stop` (the reference pipeline's name). */
+    stopStrings?: string[];
+    /** Alias of `penalizeNewline` (the reference pipeline's name). */
+    penalizeNl?: boolean;
 }
 
 export type StopReason = "eos" | "stop" | "length" | "abort" | "context";
@@ -166,7 +174,7 @@ export class Context {
 
     /** @internal */
     static async create(model: Model, options: ContextOptions): Promise<Context> {
-        const o = checkObject("options", options) as ContextOptions & { nCtx?: number };
+        const o = checkObject("options", options) as ContextOptions;
         checkKnownKeys("createContext options", o, CONTEXT_KEYS);
         if (o.contextSize !== undefined && o.nCtx !== undefined) {
             throw new LlamaVlmError("INVALID_OPTION", 'Give "contextSize" or its alias "nCtx", not both');

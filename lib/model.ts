@@ -40,6 +40,8 @@ export interface LoadModelOptions {
     /** Cancels the load: the promise rejects with code ABORTED. */
     signal?: AbortSignal;
     projectorOptions?: ProjectorOptions;
+    /** Alias of `gpuLayers` (the reference pipeline's name). */
+    nGpuLayers?: number;
 }
 
 /** What a loaded model is. */
@@ -261,7 +263,7 @@ export class Model {
 
 /** Loads a text model and, with `projector`, its vision encoder. Runs off the JS thread. */
 export async function loadModel(options: LoadModelOptions): Promise<Model> {
-    const o = checkObject("options", options) as unknown as LoadModelOptions & { nGpuLayers?: number };
+    const o = checkObject("options", options) as unknown as LoadModelOptions;
     checkKnownKeys("loadModel options", o, LOAD_KEYS);
     const modelPath = checkString("model", o.model, { nonEmpty: true });
     const projectorPath =
@@ -291,7 +293,10 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
         imageMinTokens: checkNumber("imageMinTokens", po.imageMinTokens ?? -1, { integer: true, min: -1 }),
         imageMaxTokens: checkNumber("imageMaxTokens", po.imageMaxTokens ?? -1, { integer: true, min: -1 }),
         flashAttention: flash === "auto" ? -1 : flash ? 1 : 0,
-        imageCacheBytes: checkNumber("imageCacheBytes", po.imageCacheBytes ?? 256 * 1024 * 1024, { integer: true, min: 0 }),
+        imageCacheBytes: checkNumber("imageCacheBytes", po.imageCacheBytes ?? 256 * 1024 * 1024, {
+            integer: true,
+            min: 0,
+        }),
     };
     const signal = o.signal;
     if (signal?.aborted) throw abortError("Model loading");

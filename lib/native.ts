@@ -2,11 +2,20 @@
  * The native addon's shape, declared once. Internal: public types never mention these.
  * @internal
  */
-import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { LlamaVlmError } from "./errors.js";
+import {
+    AddonLoadError,
+    gpuAvailable,
+    type LoadAttempt,
+    type LoadOutcome,
+    selectAddon,
+    VARIANTS,
+    type Variant,
+    variantFiles,
+} from "./loader.js";
 
 /** @internal */
 export interface NativeDevice {
@@ -181,28 +190,13 @@ export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 const require = createRequire(import.meta.url);
 
-/** Where the addon may be, in the order node-gyp-build looks. @internal */
+/** Every .node file the loader would consider, best variant first (for tests and diagnostics). @internal */
 export function addonCandidates(root = packageRoot): string[] {
-    const tuple = `${process.platform}-${process.arch}`;
-    const list: string[] = [];
-    if (process.env.LLAMA_VLM_ADDON) list.push(path.resolve(process.env.LLAMA_VLM_ADDON));
-    const prebuilds = path.join(root, "prebuilds", tuple);
-    list.push(...nodeFiles(prebuilds, `${prebuilds}${path.sep}*.node`));
-    for (const dir of ["Release", "Debug"]) {
-        const d = path.join(root, "build", dir);
-        list.push(...nodeFiles(d, `${d}${path.sep}*.node`));
-    }
-    return list;
+    return VARIANTS.flatMap((v) => variantFiles(v, root, process.platform, process.arch));
 }
 
-function nodeFiles(dir: string, pattern: string): string[] {
-    try {
-        const files = fs.readdirSync(dir).filter((f) => f.endsWith(".node"));
-        return files.length > 0 ? files.map((f) => path.join(dir, f)) : [pattern];
-    } catch {
-        return [pattern];
-    }
-}
+/** Which variant was loaded and what was tried before it. @internal */
+export let loadOutcome: { variant: Variant; file: string; attempts: LoadAttempt[] } | undefined;
 
 let cached: NativeAddon | undefined;
 
@@ -212,30 +206,47 @@ export function loadNative(): NativeAddon {
     return cached;
 }
 
-/** Loads the first addon that loads from `root`'s candidates, or throws listing every path tried. @internal */
-export function loadNativeFrom(root: string): NativeAddon {
-    const tried: string[] = [];
-    for (const candidate of addonCandidates(root)) {
-        if (candidate.includes("*") || !fs.existsSync(candidate)) {
-            tried.push(`${candidate} (not found)`);
-            continue;
-        }
-        try {
-            const addon = require(candidate) as NativeAddon;
-            // Default: llama.cpp's warnings and errors only (ggml_log_level 3 = warn); see setLogger().
-            addon.setLogger((level, line) => {
-                process.stderr.write(`[llama-vlm] ${level >= 4 ? "error" : "warn"}: ${line}\n`);
-            }, 3);
-            return addon;
-        } catch (err) {
-            tried.push(`${candidate} (${(err as Error).message.split("\n")[0]})`);
-        }
+/** Loads the best addon variant under `root`, or throws listing every path tried and why. @internal */
+export function loadNativeFrom(root: string, env: Record<string, string | undefined> = process.env): NativeAddon {
+    let outcome: LoadOutcome<NativeAddon>;
+    try {
+        outcome = selectAddon<NativeAddon>({
+            root,
+            platform: process.platform,
+            arch: process.arch,
+            env,
+            available: (v) => gpuAvailable(v),
+            load: (file) => require(file),
+        });
+    } catch (err) {
+        const attempts = err instanceof AddonLoadError ? err.attempts : [];
+        throw new LlamaVlmError(
+            "NATIVE_LOAD_FAILED",
+            `llama-vlm could not load its native addon for ${process.platform}-${process.arch}: ${(err as Error).message}. Tried:\n` +
+                (attempts.length > 0
+                    ? attempts
+                    : [{ variant: "cpu", file: path.join(root, "build", "Release"), reason: "not built" }]
+                )
+                    .map((a) => `  - ${a.variant}: ${a.file} (${a.reason ?? "loaded"})`)
+                    .join("\n") +
+                `\nBuild it from source with \`npm run build:native\` in ${root} ` +
+                "(needs cmake and a C++17 compiler), or reinstall the package to get a prebuilt binary.",
+        );
     }
-    throw new LlamaVlmError(
-        "NATIVE_LOAD_FAILED",
-        `llama-vlm could not load its native addon for ${process.platform}-${process.arch}. Tried:\n` +
-            tried.map((t) => `  - ${t}`).join("\n") +
-            `\nBuild it from source with \`npm run build:native\` in ${root} ` +
-            "(needs cmake and a C++17 compiler), or reinstall the package to get a prebuilt binary.",
-    );
+    const failedGpu = outcome.attempts.filter((a) => a.reason && a.variant !== "cpu" && a.reason !== "not built");
+    if (failedGpu.length > 0 && !failedGpu.every((a) => a.reason?.startsWith("no "))) {
+        process.emitWarning(
+            `llama-vlm: using the ${outcome.variant} build; ` +
+                failedGpu.map((a) => `${a.variant} not used: ${a.reason}`).join("; "),
+            { code: "LLAMA_VLM_FALLBACK" },
+        );
+    }
+    const addon = outcome.addon;
+    // Default: llama.cpp's warnings and errors only (ggml_log_level 3 = warn); see setLogger().
+    addon.setLogger((level, line) => {
+        process.stderr.write(`[llama-vlm] ${level >= 4 ? "error" : "warn"}: ${line}\n`);
+    }, 3);
+    if (root === packageRoot)
+        loadOutcome = { variant: outcome.variant, file: outcome.file, attempts: outcome.attempts };
+    return addon;
 }

@@ -189,11 +189,7 @@ void Context::Started(std::unique_ptr<Engine> engine, Napi::Env /*env*/) {
         napi_status status = tsfn.BlockingCall(batch, [](Napi::Env env, Napi::Function fn, std::vector<Event> *data) {
             std::unique_ptr<std::vector<Event>> owned(data);
             if (env == nullptr || fn == nullptr) return;
-            try {
-                fn.Call({EventsToJs(env, *owned)});
-            } catch (const Napi::Error &error) {
-                error.ThrowAsJavaScriptException();
-            }
+            CallIntoJs([&] { fn.Call({EventsToJs(env, *owned)}); });
         });
         if (status != napi_ok) delete batch;
     });

@@ -1,5 +1,7 @@
 #include "Logger.h"
 
+#include "Errors.h"
+
 #include <ggml.h>
 #include <llama.h>
 #include <mtmd-helper.h>
@@ -105,11 +107,7 @@ void LogSink::Emit(int level, const char *line, size_t length) {
     napi_status status = tsfn_.NonBlockingCall(payload, [](Napi::Env env, Napi::Function fn, LogLine *data) {
         std::unique_ptr<LogLine> owned(data);
         if (env == nullptr || fn == nullptr) return;
-        try {
-            fn.Call({Napi::Number::New(env, owned->level), Napi::String::New(env, owned->text)});
-        } catch (const Napi::Error &error) {
-            error.ThrowAsJavaScriptException();  // a throwing logger surfaces as the app's uncaught exception
-        }
+        CallIntoJs([&] { fn.Call({Napi::Number::New(env, owned->level), Napi::String::New(env, owned->text)}); });
     });
     if (status != napi_ok) delete payload;
 }

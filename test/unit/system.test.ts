@@ -122,15 +122,16 @@ describe("addon loading", () => {
         fs.writeFileSync(path.join(dir, "llama-vlm.node"), "not a shared library");
         let error: unknown;
         try {
-            loadNativeFrom(root);
+            loadNativeFrom(root, {});
         } catch (err) {
             error = err;
         }
         expect(error).toBeInstanceOf(LlamaVlmError);
         const e = error as LlamaVlmError;
         expect(e.code).toBe("NATIVE_LOAD_FAILED");
-        expect(e.message).toContain(path.join(dir, "llama-vlm.node"));
-        expect(e.message).toContain(path.join(root, "build", "Release"));
+        expect(e.message).toContain(`cpu: ${path.join(dir, "llama-vlm.node")} (`);
+        expect(e.message).toMatch(/invalid ELF header|file too short/);
+        expect(e.message).toContain("cuda:");
         expect(e.message).toContain("npm run build:native");
     });
 });

@@ -1,0 +1,62 @@
+/** Where the CLI writes, so that tests can run commands in-process and read what they print. */
+export interface CliIo {
+    readonly stdout: CliStream;
+    readonly stderr: CliStream;
+}
+
+export interface CliStream {
+    write(text: string): unknown;
+    /** True for a terminal: progress bars are drawn only there. */
+    readonly isTTY?: boolean;
+    /** Terminal width in characters, when known. */
+    readonly columns?: number;
+}
+
+export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
+
+/** `1536` → `"1.5 KB"`, `1.8e9` → `"1.80 GB"` (decimal units, as file managers and `ls -h --si` show). */
+export function formatBytes(bytes: number): string {
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1000 && unit < units.length - 1) {
+        value /= 1000;
+        unit++;
+    }
+    if (unit === 0) return `${bytes} B`;
+    return `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
+}
+
+/**
+ * A one-line progress bar redrawn in place (`\r`), at most `fps` times a second. Only for terminals: callers
+ * print plain lines when the stream is not a TTY.
+ */
+export class ProgressBar {
+    private lastDraw = 0;
+    private drawn = false;
+
+    constructor(
+        private readonly stream: CliStream,
+        private readonly label: string,
+        private readonly fps = 10,
+    ) {}
+
+    update(done: number, total: number): void {
+        const now = Date.now();
+        if (done < total && now - this.lastDraw < 1000 / this.fps) return;
+        this.lastDraw = now;
+        const fraction = total > 0 ? Math.min(1, done / total) : 1;
+        const width = Math.max(10, Math.min(40, (this.stream.columns ?? 80) - this.label.length - 40));
+        const filled = Math.round(fraction * width);
+        const bar = `${"█".repeat(filled)}${"░".repeat(width - filled)}`;
+        const percent = `${Math.floor(fraction * 100)}`.padStart(3);
+        this.stream.write(`\r${bar} ${percent}%  ${formatBytes(done)} / ${formatBytes(total)}  ${this.label}\x1b[K`);
+        this.drawn = true;
+    }
+
+    /** Erases the bar, leaving the cursor at the start of an empty line. */
+    clear(): void {
+        if (this.drawn) this.stream.write("\r\x1b[K");
+        this.drawn = false;
+    }
+}
