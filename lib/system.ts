@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { LlamaVlmError } from "./errors.js";
-import { loadNative, packageRoot } from "./native.js";
+import { loadNative, loadOutcome, packageRoot } from "./native.js";
 
 /** A ggml backend device (CPU, GPU, …) as llama.cpp sees it. */
 export interface Device {
@@ -33,6 +33,10 @@ export interface VersionInfo {
     loadedBackends: string[];
     /** "native": built for this machine's CPU; "portable": prebuilt, CPU level chosen at run time. */
     build: "native" | "portable";
+    /** The addon variant that was loaded, its file, and why better variants were not used. */
+    variant: "cuda" | "vulkan" | "metal" | "cpu";
+    file: string;
+    fallbacks: { variant: string; file: string; reason: string }[];
 }
 
 /** llama.cpp's system report: CPU features in use, backends, threads. */
@@ -62,6 +66,11 @@ export function version(): VersionInfo {
         compiledBackends: v.compiledBackends.split(",").filter(Boolean),
         loadedBackends: v.loadedBackends,
         build: v.build,
+        variant: loadOutcome?.variant ?? "cpu",
+        file: loadOutcome?.file ?? "",
+        fallbacks: (loadOutcome?.attempts ?? [])
+            .filter((a) => a.reason !== undefined)
+            .map((a) => ({ variant: a.variant, file: a.file, reason: a.reason ?? "" })),
     };
 }
 

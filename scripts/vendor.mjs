@@ -135,7 +135,12 @@ function fromDir(dir, staging) {
 const patchDir = path.join(root, "patches", "llama.cpp");
 
 function patchFiles() {
-    return fs.existsSync(patchDir) ? fs.readdirSync(patchDir).filter((f) => f.endsWith(".patch")).sort() : [];
+    return fs.existsSync(patchDir)
+        ? fs
+              .readdirSync(patchDir)
+              .filter((f) => f.endsWith(".patch"))
+              .sort()
+        : [];
 }
 
 /** One hash over the patch files, so a changed patch set re-populates the tree. */
@@ -171,7 +176,9 @@ function main() {
         );
     }
     if (!force && current && current.commit !== "unknown") {
-        log(`vendor/llama.cpp is at ${current.commit.slice(0, 10)} with other patches than the pin wants: re-populating`);
+        log(
+            `vendor/llama.cpp is at ${current.commit.slice(0, 10)} with other patches than the pin wants: re-populating`,
+        );
     }
     if (current?.commit === "unknown" && !force) {
         log("vendor/llama.cpp came from LLAMA_CPP_DIR without git metadata; keeping it (use --force to replace)");

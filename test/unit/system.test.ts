@@ -28,6 +28,9 @@ describe("version()", () => {
         expect(v.llamaCpp.version).toBe(pin.llamaCppVersion);
         expect(v.compiledBackends).toContain("cpu");
         expect(v.loadedBackends).toContain("CPU");
+        expect(v.variant).toBe("cpu");
+        expect(v.file).toMatch(/\.node$/);
+        expect(v.fallbacks.map((f) => f.variant)).toEqual(expect.arrayContaining(["cuda", "vulkan"]));
     });
 });
 
