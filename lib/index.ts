@@ -18,6 +18,7 @@ export {
     loadModel,
     Model,
     type ModelInfo,
+    type Placement,
     type ProjectorOptions,
     type Role,
 } from "./model.js";

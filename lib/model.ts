@@ -3,7 +3,7 @@ import { Context, type ContextOptions } from "./context.js";
 import { fromNative, LlamaVlmError } from "./errors.js";
 import { type GgufFile, GgufFormatError, GgufType, getMetadata, readGguf } from "./gguf/index.js";
 import { loadNative, type NativeModel, type NativeProjector } from "./native.js";
-import { physicalCores } from "./system.js";
+import { devices, physicalCores } from "./system.js";
 import { checkBoolean, checkKnownKeys, checkNumber, checkObject, checkString } from "./validate.js";
 
 /** Options of the vision encoder (projector). */
@@ -27,8 +27,14 @@ export interface LoadModelOptions {
     model: string;
     /** Path of the vision projector (mmproj) GGUF; without it the model is text-only. */
     projector?: string;
-    /** Layers to offload to the GPU (-1 or 99 = all). Alias: nGpuLayers. Default -1. */
-    gpuLayers?: number;
+    /**
+     * Layers to offload to the GPU (-1 or 99 = all), or "auto": as many as free device memory holds,
+     * with the KV cache for `fitFor` (llama.cpp's own fitting). The plan is in `model.placement`.
+     * Alias: nGpuLayers. Default -1.
+     */
+    gpuLayers?: number | "auto";
+    /** What "auto" fits besides the weights. Default { contextSize: 4096, parallel: 1 }. */
+    fitFor?: { contextSize?: number; parallel?: number };
     /** Map the file instead of reading it. Default true. */
     useMmap?: boolean;
     /** Lock the weights in RAM. Default false. */
@@ -41,7 +47,17 @@ export interface LoadModelOptions {
     signal?: AbortSignal;
     projectorOptions?: ProjectorOptions;
     /** Alias of `gpuLayers` (the reference pipeline's name). */
-    nGpuLayers?: number;
+    nGpuLayers?: number | "auto";
+}
+
+/** Where a model's layers went, and why. */
+export interface Placement {
+    /** Layers offloaded to GPUs (-1: all). */
+    gpuLayers: number;
+    /** How the number was chosen. */
+    reason: string;
+    /** Per device: free and total memory, and the bytes the model, its KV cache and compute buffers take (for "auto"). */
+    devices: { name: string; free: number; total: number; model: number; context: number; compute: number }[];
 }
 
 /** What a loaded model is. */
@@ -76,6 +92,7 @@ const LOAD_KEYS = [
     "useMmap",
     "useMlock",
     "vocabOnly",
+    "fitFor",
     "onProgress",
     "signal",
     "projectorOptions",
@@ -170,6 +187,8 @@ function abortError(what: string): LlamaVlmError {
 /** A loaded model (text weights, vocabulary and optionally the vision projector). */
 export class Model {
     readonly info: ModelInfo;
+    /** Where the layers went (GPU offload) and why. */
+    readonly placement: Placement;
     /** @internal */
     readonly native: NativeModel;
     /** @internal */
@@ -178,8 +197,9 @@ export class Model {
     private disposed = false;
 
     /** @internal */
-    constructor(native: NativeModel, projector: NativeProjector | null) {
+    constructor(native: NativeModel, projector: NativeProjector | null, placement: Placement) {
         this.native = native;
+        this.placement = placement;
         this.nativeProjector = projector;
         const i = native.info();
         this.info = {
@@ -271,7 +291,8 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     if (o.gpuLayers !== undefined && o.nGpuLayers !== undefined) {
         throw new LlamaVlmError("INVALID_OPTION", 'Give "gpuLayers" or its alias "nGpuLayers", not both');
     }
-    const gpuLayers = checkNumber("gpuLayers", o.gpuLayers ?? o.nGpuLayers ?? -1, { integer: true, min: -1 });
+    const requestedLayers = o.gpuLayers ?? o.nGpuLayers ?? -1;
+    if (requestedLayers !== "auto") checkNumber("gpuLayers", requestedLayers, { integer: true, min: -1 });
     const useMmap = checkBoolean("useMmap", o.useMmap ?? true);
     const useMlock = checkBoolean("useMlock", o.useMlock ?? false);
     const vocabOnly = checkBoolean("vocabOnly", o.vocabOnly ?? false);
@@ -311,6 +332,13 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     if (projectorPath !== undefined) checkPair(textFile, await checkFile("Projector", projectorPath));
 
     const native = loadNative();
+    let placement: Placement;
+    if (requestedLayers === "auto") {
+        placement = await fitPlacement(modelPath, checkObject("fitFor", o.fitFor ?? {}));
+    } else {
+        placement = { gpuLayers: requestedLayers, reason: "as requested", devices: [] };
+    }
+    const gpuLayers = placement.gpuLayers;
     const model = new native.Model();
     const onAbort = () => model.abortLoad();
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -335,5 +363,43 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
             throw fromNative(err);
         }
     }
-    return new Model(model, projector);
+    return new Model(model, projector, placement);
+}
+
+/** gpuLayers "auto": llama.cpp's fitting of layers and KV cache to free device memory. */
+async function fitPlacement(
+    modelPath: string,
+    fitFor: { contextSize?: unknown; parallel?: unknown },
+): Promise<Placement> {
+    checkKnownKeys("fitFor", fitFor, ["contextSize", "parallel"]);
+    const gpus = devices().filter((d) => d.type === "gpu" || d.type === "igpu");
+    if (gpus.length === 0) {
+        return {
+            gpuLayers: 0,
+            reason: "no GPU device: llama.cpp sees only the CPU, so no layer is offloaded",
+            devices: [],
+        };
+    }
+    const plan = await loadNative()
+        .fitModel(modelPath, {
+            contextSize: checkNumber("fitFor.contextSize", fitFor.contextSize ?? 4096, { integer: true, min: 16 }),
+            parallel: checkNumber("fitFor.parallel", fitFor.parallel ?? 1, { integer: true, min: 1 }),
+            batchSize: 512,
+            ubatchSize: 512,
+            typeK: 1,
+            typeV: 1,
+            marginBytes: 1024 * 1024 * 1024,
+        })
+        .catch((err: unknown) => {
+            throw fromNative(err);
+        });
+    const names = gpus.map((g) => g.name).join(", ");
+    return {
+        gpuLayers: plan.gpuLayers,
+        reason:
+            plan.status === "fit"
+                ? `fits ${plan.gpuLayers < 0 ? "all" : plan.gpuLayers} layers and the KV cache on ${names}, leaving 1 GiB free per device`
+                : `the model does not fit ${names}; offloading ${plan.gpuLayers} layers, the rest runs on the CPU`,
+        devices: plan.devices,
+    };
 }

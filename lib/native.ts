@@ -176,6 +176,22 @@ export interface NativeAddon {
         model: NativeModel | null,
     ): NativeSamplerResult;
     jsonSchemaToGrammar(schema: string): string;
+    fitModel(
+        path: string,
+        params: {
+            contextSize: number;
+            parallel: number;
+            batchSize: number;
+            ubatchSize: number;
+            typeK: number;
+            typeV: number;
+            marginBytes: number;
+        },
+    ): Promise<{
+        status: "fit" | "no-fit";
+        gpuLayers: number;
+        devices: { name: string; free: number; total: number; model: number; context: number; compute: number }[];
+    }>;
     systemInfo(): string;
     devices(): NativeDevice[];
     version(): NativeVersion;

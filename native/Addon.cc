@@ -1,6 +1,7 @@
 #include "Addon.h"
 
 #include "Context.h"
+#include "Fit.h"
 #include "Model.h"
 #include "Projector.h"
 #include "Sampler.h"
@@ -98,6 +99,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
             InstanceValue("applySamplers", Napi::Function::New(env, ApplySamplers, "applySamplers"), napi_enumerable),
             InstanceValue("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"),
                           napi_enumerable),
+            InstanceValue("fitModel", Napi::Function::New(env, FitModel, "fitModel"), napi_enumerable),
         });
 }
 
