@@ -14,6 +14,7 @@ done
 if ((${#need[@]})); then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; fi
 vulkaninfo --summary 2>/dev/null | grep -E "deviceName|driverName" || true
 
+npm run compile >/dev/null
 start=$SECONDS
 node scripts/build-native.mjs --gpu vulkan --out build/vulkan
 echo "vulkan variant built in $((SECONDS - start)) s: $(du -h build/vulkan/llama-vlm.node | cut -f1)"
