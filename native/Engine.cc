@@ -243,37 +243,66 @@ void Engine::Prepare(Request &req) {
     if (!projector_) return;
 
     const size_t nEmbd = static_cast<size_t>(llama_model_n_embd_inp(model_.get()));
-    req.embeddings.resize(req.chunks.size());
-    for (size_t i = 0; i < req.chunks.size(); ++i) {
-        const mtmd_input_chunk *chunk = req.chunks[i];
-        if (mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT) continue;
-        if (req.cancelled.load() || stopping_.load()) return;
-        const size_t nTokens = mtmd_input_chunk_get_n_tokens(chunk);
-        const char *id = mtmd_input_chunk_get_id(chunk);
-        const std::string key = id != nullptr && *id != '\0' ? std::string(id) + ":" + std::to_string(nTokens) : "";
-        if (!key.empty()) {
-            if (Embeddings hit = projector_->cache->Get(key)) {
+    const size_t n = req.chunks.size();
+    req.embeddings.resize(n);
+    auto isMedia = [&](size_t i) { return mtmd_input_chunk_get_type(req.chunks[i]) != MTMD_INPUT_CHUNK_TYPE_TEXT; };
+    // Cache keys: the image's content hash, plus which of that image's chunks this is (an image can become
+    // several chunks, e.g. tiles) and its token count.
+    std::vector<std::string> keys(n);
+    std::unordered_map<std::string, int> seen;
+    for (size_t i = 0; i < n; ++i) {
+        const char *id = isMedia(i) ? mtmd_input_chunk_get_id(req.chunks[i]) : nullptr;
+        if (id == nullptr || *id == '\0') continue;
+        keys[i] = std::string(id) + "#" + std::to_string(seen[id]++) + ":" +
+                  std::to_string(mtmd_input_chunk_get_n_tokens(req.chunks[i]));
+    }
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < n; ++i) {
+        if (!isMedia(i)) continue;
+        if (!keys[i].empty()) {
+            if (Embeddings hit = projector_->cache->Get(keys[i])) {
                 req.embeddings[i] = std::move(hit);
                 ++req.imageCacheHits;
                 continue;
             }
         }
+        todo.push_back(i);
+    }
+    // Encode as llama-mtmd-cli does: consecutive media chunks together in one mtmd batch where the projector
+    // allows it (one pass for encoders that support batching), each run of them split by text.
+    for (size_t t = 0; t < todo.size();) {
+        if (req.cancelled.load() || stopping_.load()) return;
         const auto t0 = Clock::now();
-        auto embd = std::make_shared<std::vector<float>>();
+        size_t u = t;
         {
             std::lock_guard<std::mutex> lock(projector_->encodeMutex);
+            mtmd::batch_ptr batch(mtmd_batch_init(projector_->ctx.get()));
             TakeLastError();
-            if (mtmd_encode_chunk(projector_->ctx.get(), chunk) != 0) {
+            if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[t]]) != 0) {
+                std::string why = TakeLastError();
+                throw VlmError("NATIVE_ERROR",
+                               "the vision encoder rejected an image" + (why.empty() ? "" : ": " + why));
+            }
+            for (u = t + 1; u < todo.size() && todo[u] == todo[u - 1] + 1; ++u) {
+                if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[u]]) != 0) break;
+            }
+            if (mtmd_batch_encode(batch.get()) != 0) {
                 std::string why = TakeLastError();
                 throw VlmError("NATIVE_ERROR",
                                "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
             }
-            const float *out = mtmd_get_output_embd(projector_->ctx.get());
-            embd->assign(out, out + nTokens * nEmbd);
+            for (size_t v = t; v < u; ++v) {
+                const mtmd_input_chunk *chunk = req.chunks[todo[v]];
+                const float *out = mtmd_batch_get_output_embd(batch.get(), chunk);
+                if (out == nullptr) throw VlmError("NATIVE_ERROR", "the vision encoder returned no embeddings");
+                auto embd =
+                    std::make_shared<std::vector<float>>(out, out + mtmd_input_chunk_get_n_tokens(chunk) * nEmbd);
+                if (!keys[todo[v]].empty()) projector_->cache->Put(keys[todo[v]], embd);
+                req.embeddings[todo[v]] = std::move(embd);
+            }
         }
         req.imageEncodeMs += MsSince(t0);
-        if (!key.empty()) projector_->cache->Put(key, embd);
-        req.embeddings[i] = std::move(embd);
+        t = u;
     }
 }
 

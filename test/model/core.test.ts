@@ -1,0 +1,430 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+    type CompletionResult,
+    type Context,
+    LlamaVlmError,
+    type LlamaVlmErrorCode,
+    loadModel,
+    type Model,
+} from "../../lib/index.js";
+import { type TestPair, testImages, tinyPair, VISION_FAMILIES } from "../helpers/fixtures.js";
+import { runMtmdCli } from "../helpers/reference.js";
+
+async function expectCode(
+    promise: Promise<unknown> | (() => unknown),
+    code: LlamaVlmErrorCode,
+): Promise<LlamaVlmError> {
+    let error: unknown;
+    try {
+        await (typeof promise === "function" ? promise() : promise);
+    } catch (err) {
+        error = err;
+    }
+    expect(error, `expected a LlamaVlmError with code ${code}`).toBeInstanceOf(LlamaVlmError);
+    expect((error as LlamaVlmError).code).toBe(code);
+    return error as LlamaVlmError;
+}
+
+/** Layers to offload in the parity tests (scripts/vulkan-check.sh and gpu-check.sh set 99). */
+const GPU_LAYERS = Number(process.env.LLAMA_VLM_TEST_GPU_LAYERS ?? -1);
+
+const PROMPTS = ["Describe this image.", "What text is written here?", "List the medications and their doses."];
+
+let images: string[];
+const pairs = new Map<string, TestPair>();
+/** Near-ties across both families' parity cases: the acceptance allows at most 1 in the 12. */
+let parityCases = 0;
+let parityNearTies = 0;
+
+beforeAll(async () => {
+    images = await testImages();
+    for (const family of VISION_FAMILIES) pairs.set(family, await tinyPair(family));
+});
+
+describe.each(VISION_FAMILIES)("%s: greedy parity with llama-mtmd-cli", (family) => {
+    let model: Model;
+    let context: Context;
+    beforeAll(async () => {
+        const pair = pairs.get(family)!;
+        model = await loadModel({ model: pair.model, projector: pair.projector, gpuLayers: GPU_LAYERS });
+        context = await model.createContext({ contextSize: 4096 });
+    });
+    afterAll(async () => {
+        await model.dispose();
+    });
+
+    it("gives the reference's 32 tokens for 3 prompts × 2 images, or a near-tie (margin < 1e-3)", async () => {
+        const pair = pairs.get(family)!;
+        let nearTies = 0;
+        const report: string[] = [];
+        for (const image of images) {
+            for (const prompt of PROMPTS) {
+                const ours = await context.complete({
+                    messages: [{ role: "user", content: [{ image }, prompt] }],
+                    temperature: 0,
+                    maxTokens: 32,
+                    nProbs: 2,
+                });
+                const ref = await runMtmdCli({
+                    model: pair.model,
+                    projector: pair.projector,
+                    image,
+                    prompt,
+                    nPredict: 32,
+                    endedAtEog: ours.stopReason === "eos",
+                });
+                parityCases++;
+                if (ours.text === ref.text) continue;
+                // First differing token: the reference's top-1/top-2 margin there must be a near-tie.
+                let k = 0;
+                while (k < ours.tokens.length && ref.text.startsWith(model.detokenize(ours.tokens.slice(0, k + 1))))
+                    k++;
+                const top = ours.probs![k]!;
+                const margin = Math.log(top[0]!.probability / top[1]!.probability);
+                report.push(`${path.basename(image)} "${prompt}": differs at token ${k}, margin ${margin}`);
+                expect(margin, report.join("\n")).toBeLessThan(1e-3);
+                nearTies++;
+                parityNearTies++;
+            }
+        }
+        expect(nearTies, report.join("\n")).toBeLessThanOrEqual(1);
+    });
+});
+
+describe("parity overall", () => {
+    it("differs from llama-mtmd-cli in at most 1 of the 12 cases, and only at a near-tie", () => {
+        expect(parityCases).toBe(12);
+        expect(parityNearTies).toBeLessThanOrEqual(1);
+    });
+});
+
+describe("generation (qwen2.5-vl tiny)", () => {
+    let model: Model;
+    let context: Context;
+    const image = () => images[0]!;
+    const ask = (extra: Record<string, unknown> = {}) => ({
+        messages: [{ role: "user" as const, content: [{ image: image() }, "Read the prescription."] }],
+        temperature: 0,
+        maxTokens: 24,
+        ...extra,
+    });
+
+    beforeAll(async () => {
+        const pair = pairs.get("qwen2.5-vl")!;
+        const progress: number[] = [];
+        model = await loadModel({ model: pair.model, projector: pair.projector, onProgress: (p) => progress.push(p) });
+        expect(progress.length).toBeGreaterThan(0);
+        expect(progress.at(-1)).toBe(1);
+        context = await model.createContext({ contextSize: 2048 });
+    });
+    afterAll(async () => {
+        await model.dispose();
+    });
+
+    it("reports what the model is", () => {
+        expect(model.info.architecture).toBe("qwen2vl");
+        expect(model.info.hasVision).toBe(true);
+        expect(model.info.vocabSize).toBe(151936);
+        expect(model.info.chatTemplate).toContain("<|im_start|>");
+    });
+
+    it("tokenizes with the real Qwen2 tokenizer and round-trips", () => {
+        const tokens = model.tokenize("Hello world", { addSpecial: false });
+        expect(tokens).toEqual([9707, 1879]);
+        expect(model.detokenize(tokens)).toBe("Hello world");
+    });
+
+    it("renders llama.cpp's vicuna template with USER:/ASSISTANT:", () => {
+        const text = model.applyChatTemplate([{ role: "user", content: "hi" }], { template: "vicuna" });
+        expect(text).toContain("USER: hi");
+        expect(text.trimEnd().endsWith("ASSISTANT:")).toBe(true);
+    });
+
+    it("runs the reference pipeline's settings block on an image", async () => {
+        const ctx = await model.createContext({ nCtx: 4096, parallel: 4 });
+        try {
+            const result = await ctx.complete({
+                messages: [
+                    {
+                        role: "user",
+                        content: [
+                            { image: image() },
+                            "Extract demographic, clinical disease and medication information",
+                        ],
+                    },
+                ],
+                chatTemplate: "vicuna",
+                minKeep: 0,
+                minP: 0.05,
+                nPredict: -1,
+                nProbs: 0,
+                penalizeNl: false,
+                repeatLastN: 256,
+                repeatPenalty: 1.18,
+                stopStrings: ["</s>", "User:"],
+                temperature: 0.05,
+                tfsZ: 1,
+                typicalP: 1,
+                topK: 40,
+                topP: 0.95,
+                seed: 7,
+            });
+            expect(["eos", "stop", "context"]).toContain(result.stopReason);
+            expect(result.tokens.length).toBeGreaterThan(0);
+            expect(result.timings.imageTokens).toBeGreaterThan(0);
+            // The last sampled token needs no cell of its own.
+            expect(result.timings.promptTokens + result.tokens.length - 1).toBeLessThanOrEqual(ctx.contextSize);
+            expect(result.text).not.toContain("</s>");
+        } finally {
+            await ctx.dispose();
+        }
+    });
+
+    it("stops at maxTokens with stopReason length, and at a full context with stopReason context", async () => {
+        const r = await context.complete(ask({ maxTokens: 5 }));
+        expect(r.stopReason).toBe("length");
+        expect(r.tokens).toHaveLength(5);
+        const small = await model.createContext({ contextSize: 64 });
+        try {
+            const full = await small.complete({ prompt: "Once upon a time", temperature: 0, maxTokens: -1 });
+            // llama.cpp rounds the context up to its granularity (256 cells); contextSize reports what it got.
+            expect(small.contextSize).toBeGreaterThanOrEqual(64);
+            if (full.stopReason !== "eos") {
+                expect(full.stopReason).toBe("context");
+                expect(full.timings.promptTokens + full.tokens.length - 1).toBe(small.contextSize);
+            }
+        } finally {
+            await small.dispose();
+        }
+    });
+
+    it("streams chunks that concatenate to the final text", async () => {
+        const stream = context.stream(ask());
+        let text = "";
+        let chunks = 0;
+        for await (const chunk of stream) {
+            text += chunk.text;
+            chunks++;
+        }
+        const result = await stream.result;
+        expect(chunks).toBeGreaterThan(1);
+        expect(text).toBe(result.text);
+        expect(result).toEqual({ ...(await context.complete(ask())), timings: result.timings });
+    });
+
+    it("finds a stop string across token boundaries and never streams part of it", async () => {
+        const plain = await context.complete(ask());
+        // A stop string that starts inside one token and ends inside a later one.
+        const pieces = plain.tokens.map((t) => model.detokenize([t]));
+        let offset = 0;
+        let stop = "";
+        for (let i = 0; i + 1 < pieces.length && !stop; i++) {
+            offset += pieces[i]!.length;
+            if (pieces[i]!.length >= 2 && pieces[i + 1]!.length >= 1 && i >= 2) {
+                stop = plain.text.slice(offset - 2, offset + 1);
+                offset -= 2;
+            }
+        }
+        expect(stop.length).toBe(3);
+        const expected = plain.text.slice(0, plain.text.indexOf(stop));
+        const stream = context.stream(ask({ stop: [stop] }));
+        const chunks: string[] = [];
+        for await (const chunk of stream) chunks.push(chunk.text);
+        const result = await stream.result;
+        expect(result.stopReason).toBe("stop");
+        expect(result.text).toBe(expected);
+        expect(chunks.join("")).toBe(expected);
+        for (const chunk of chunks) expect(chunk.includes(stop)).toBe(false);
+        expect(chunks.join("").includes(stop.slice(0, 1)) && !expected.includes(stop.slice(0, 1))).toBe(false);
+    });
+
+    it("settles an aborted stream with stopReason abort within one decode step", async () => {
+        const controller = new AbortController();
+        const stream = context.stream(ask({ maxTokens: 200, signal: controller.signal }));
+        let seen = 0;
+        for await (const _ of stream) {
+            seen++;
+            if (seen === 3) controller.abort();
+        }
+        const result = await stream.result;
+        expect(result.stopReason).toBe("abort");
+        expect(result.tokens.length).toBeLessThanOrEqual(seen + 1);
+        expect(result.tokens.length).toBeLessThan(200);
+    });
+
+    it("returns top-N probabilities per token with nProbs", async () => {
+        const r = await context.complete(ask({ nProbs: 3, maxTokens: 4 }));
+        expect(r.probs).toHaveLength(r.tokens.length);
+        for (const [i, top] of r.probs!.entries()) {
+            expect(top).toHaveLength(3);
+            expect(top[0]!.probability).toBeGreaterThanOrEqual(top[1]!.probability);
+            expect(top[0]!.token).toBe(r.tokens[i]); // greedy picks the most likely token
+        }
+    });
+
+    it("encodes the same image once (cache hit in timings)", async () => {
+        const first = await context.complete(ask({ maxTokens: 2 }));
+        const second = await context.complete(ask({ maxTokens: 2 }));
+        expect(first.timings.imageTokens).toBeGreaterThan(0);
+        expect(second.timings.imageCacheHits).toBe(1);
+        expect(second.timings.imageEncodeMs).toBe(0);
+        expect(second.tokens).toEqual(first.tokens);
+    });
+
+    it("treats a media marker typed inside user text as text, not an image slot", async () => {
+        const r = await context.complete({
+            messages: [{ role: "user", content: ["What does <__media__> mean?"] }],
+            temperature: 0,
+            maxTokens: 4,
+        });
+        expect(r.timings.imageTokens).toBe(0);
+        expect(r.tokens.length).toBeGreaterThan(0);
+    });
+
+    it("raw images and encoded bytes give the same result as the file", async () => {
+        const bytes = fs.readFileSync(image());
+        const fromBytes = await context.complete(
+            ask({ messages: [{ role: "user", content: [{ image: bytes }, "Read the prescription."] }] }),
+        );
+        const fromFile = await context.complete(ask());
+        expect(fromBytes.tokens).toEqual(fromFile.tokens);
+    });
+});
+
+describe("errors a person can act on; the process and other requests go on", () => {
+    let model: Model;
+    let context: Context;
+    let tmp: string;
+    let good: () => Promise<CompletionResult>;
+    let reference: CompletionResult;
+
+    beforeAll(async () => {
+        tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llama-vlm-errors-"));
+        const pair = pairs.get("qwen2.5-vl")!;
+        model = await loadModel({ model: pair.model, projector: pair.projector });
+        context = await model.createContext({ contextSize: 1024 });
+        good = () =>
+            context.complete({
+                messages: [{ role: "user", content: [{ image: images[1]! }, "Describe."] }],
+                temperature: 0,
+                maxTokens: 8,
+            });
+        reference = await good();
+    });
+    afterAll(async () => {
+        await model.dispose();
+        fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
+    async function stillServes() {
+        expect((await good()).tokens).toEqual(reference.tokens);
+    }
+
+    it("FILE_NOT_FOUND for a missing model or image", async () => {
+        const e = await expectCode(loadModel({ model: path.join(tmp, "missing.gguf") }), "FILE_NOT_FOUND");
+        expect(e.message).toContain("missing.gguf");
+        await expectCode(context.complete({ prompt: "x", images: [path.join(tmp, "missing.png")] }), "FILE_NOT_FOUND");
+        await stillServes();
+    });
+
+    it("INVALID_MODEL for a truncated GGUF, with the reason", async () => {
+        const pair = pairs.get("qwen2.5-vl")!;
+        const bytes = fs.readFileSync(pair.model);
+        const truncated = path.join(tmp, "truncated.gguf");
+        fs.writeFileSync(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+        const e = await expectCode(loadModel({ model: truncated }), "INVALID_MODEL");
+        expect(e.message).toMatch(/truncated|TRUNCATED/i);
+        const notGguf = path.join(tmp, "not.gguf");
+        fs.writeFileSync(notGguf, "this is not a model");
+        await expectCode(loadModel({ model: notGguf }), "INVALID_MODEL");
+        await stillServes();
+    });
+
+    it("INVALID_MODEL when model and projector are swapped", async () => {
+        const pair = pairs.get("qwen2.5-vl")!;
+        await expectCode(loadModel({ model: pair.projector }), "INVALID_MODEL");
+        await expectCode(loadModel({ model: pair.model, projector: pair.model }), "INVALID_MODEL");
+    });
+
+    it("PROJECTOR_MISMATCH for the other family's projector", async () => {
+        const other = VISION_FAMILIES.find((f) => f !== "qwen2.5-vl")!;
+        const e = await expectCode(
+            loadModel({ model: pairs.get("qwen2.5-vl")!.model, projector: pairs.get(other)!.projector }),
+            "PROJECTOR_MISMATCH",
+        );
+        expect(e.message).toContain("not a pair");
+        await stillServes();
+    });
+
+    it("IMAGE_DECODE_FAILED for a corrupted PNG", async () => {
+        const png = fs.readFileSync(images[0]!);
+        const corrupt = path.join(tmp, "corrupt.png");
+        fs.writeFileSync(corrupt, Buffer.concat([png.subarray(0, 64), Buffer.alloc(256, 0x5a)]));
+        const e = await expectCode(
+            context.complete({ messages: [{ role: "user", content: [{ image: corrupt }, "x"] }], maxTokens: 2 }),
+            "IMAGE_DECODE_FAILED",
+        );
+        expect(e.message).toContain("corrupt.png");
+        await stillServes();
+    });
+
+    it("OVER_CONTEXT for a prompt longer than the context", async () => {
+        const e = await expectCode(context.complete({ prompt: "word ".repeat(3000), maxTokens: 2 }), "OVER_CONTEXT");
+        expect(e.message).toMatch(/needs \d+ tokens .* holds 1024/);
+        await stillServes();
+    });
+
+    it("OVER_BUDGET when an image is over maxPixels and the request asks for an error", async () => {
+        await expectCode(
+            context.complete({
+                messages: [{ role: "user", content: [{ image: images[0]! }, "x"] }],
+                imageBudget: { maxPixels: 100, overBudget: "error" },
+            }),
+            "OVER_BUDGET",
+        );
+        const shrunk = await context.complete({
+            messages: [{ role: "user", content: [{ image: images[0]! }, "x"] }],
+            imageBudget: { maxPixels: 200 * 200 },
+            maxTokens: 1,
+        });
+        expect(shrunk.timings.imageTokens).toBeGreaterThan(0);
+        await stillServes();
+    });
+
+    it("INVALID_OPTION names a misspelled option and suggests the right one", async () => {
+        const e = await expectCode(context.complete({ prompt: "x", typicalp: 1 } as never), "INVALID_OPTION");
+        expect(e.message).toContain('"typicalp"');
+        expect(e.message).toContain('did you mean "typicalP"');
+        await expectCode(context.complete({ prompt: "x", topK: -3 }), "INVALID_OPTION");
+        await expectCode(model.createContext({ contextsize: 10 } as never), "INVALID_OPTION");
+        await stillServes();
+    });
+
+    it("ABORTED for a request whose signal is already aborted, and for an aborted load", async () => {
+        const controller = new AbortController();
+        controller.abort();
+        await expectCode(context.complete({ prompt: "x", signal: controller.signal }), "ABORTED");
+        await expectCode(loadModel({ model: pairs.get("qwen2.5-vl")!.model, signal: controller.signal }), "ABORTED");
+        await stillServes();
+    });
+
+    it("DISPOSED after dispose; dispose is idempotent", async () => {
+        const pair = pairs.get("qwen2.5-vl")!;
+        const m = await loadModel({ model: pair.model, projector: pair.projector });
+        const c = await m.createContext({ contextSize: 512 });
+        const running = expectCode(
+            c.complete({ prompt: "Tell a long story", temperature: 0, maxTokens: 400 }),
+            "DISPOSED",
+        );
+        await m.dispose();
+        await m.dispose();
+        await running;
+        await expectCode(c.complete({ prompt: "x" }), "DISPOSED");
+        await expectCode(() => m.tokenize("x"), "DISPOSED");
+        await expectCode(m.createContext(), "DISPOSED");
+        await stillServes();
+    });
+});
