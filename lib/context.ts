@@ -73,7 +73,10 @@ export interface CompletionRequest extends SamplingOptions {
     maxTokens?: number;
     /** Stop strings, matched exactly as given across token boundaries. Alias: stopStrings. */
     stop?: string[];
-    /** Top-N token probabilities (of the raw distribution) per generated token. Default 0. */
+    /**
+     * Top-N token probabilities per generated token, of the distribution the token was drawn from: the
+     * candidates the sampler chain kept (grammar, logit bias, top-k/p… applied), renormalised. Default 0.
+     */
     nProbs?: number;
     /** Image size limits. */
     imageBudget?: ImageBudget;

@@ -37,22 +37,35 @@ std::string TokenPiece(const llama_vocab *vocab, llama_token token) {
     return piece;
 }
 
-// Top-n probabilities of the raw distribution (softmax of the logits, before any sampler).
-std::vector<std::pair<llama_token, float>> TopProbs(const float *logits, int32_t nVocab, int32_t n) {
-    float maxLogit = *std::max_element(logits, logits + nVocab);
-    double sum = 0.0;
-    for (int32_t i = 0; i < nVocab; ++i) sum += std::exp(static_cast<double>(logits[i] - maxLogit));
-    std::vector<llama_token> ids(static_cast<size_t>(nVocab));
-    for (int32_t i = 0; i < nVocab; ++i) ids[static_cast<size_t>(i)] = i;
-    const size_t k = static_cast<size_t>(std::min(n, nVocab));
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
-                      [&](llama_token a, llama_token b) { return logits[a] > logits[b]; });
-    std::vector<std::pair<llama_token, float>> out;
-    out.reserve(k);
-    for (size_t i = 0; i < k; ++i) {
-        out.emplace_back(ids[i], static_cast<float>(std::exp(static_cast<double>(logits[ids[i]] - maxLogit)) / sum));
+// Samples like llama_sampler_sample and also returns the top-n probabilities of the distribution the token
+// was drawn from: the candidates the chain kept (grammar, logit bias and truncating samplers applied),
+// softmax of their logits. That is what a confidence should be read from: a token the grammar forces has
+// probability 1 here, not its raw probability.
+llama_token SampleWithProbs(llama_sampler *chain, const float *logits, int32_t nVocab, int32_t n,
+                            std::vector<std::pair<llama_token, float>> &probs) {
+    std::vector<llama_token_data> data(static_cast<size_t>(nVocab));
+    for (int32_t i = 0; i < nVocab; ++i) data[static_cast<size_t>(i)] = {i, logits[i], 0.0f};
+    llama_token_data_array cur{data.data(), data.size(), -1, false};
+    llama_sampler_apply(chain, &cur);
+    if (cur.selected < 0 || static_cast<size_t>(cur.selected) >= cur.size) {
+        throw VlmError("NATIVE_ERROR", "the sampler chain selected no token");
     }
-    return out;
+    const llama_token token = cur.data[cur.selected].id;
+    llama_sampler_accept(chain, token);
+    std::vector<llama_token_data> kept;
+    for (size_t i = 0; i < cur.size; ++i) {
+        if (!(std::isinf(cur.data[i].logit) && cur.data[i].logit < 0)) kept.push_back(cur.data[i]);
+    }
+    std::sort(kept.begin(), kept.end(),
+              [](const llama_token_data &a, const llama_token_data &b) { return a.logit > b.logit; });
+    double sum = 0.0;
+    for (const auto &t : kept) sum += std::exp(static_cast<double>(t.logit - kept[0].logit));
+    probs.clear();
+    for (size_t i = 0; i < kept.size() && i < static_cast<size_t>(n); ++i) {
+        probs.emplace_back(kept[i].id,
+                           static_cast<float>(std::exp(static_cast<double>(kept[i].logit - kept[0].logit)) / sum));
+    }
+    return token;
 }
 
 }  // namespace
@@ -520,9 +533,17 @@ void Engine::RunDecoder() {
             Request &req = *slot.request;
             const bool first = slot.state == Slot::State::Prefill;
             Event e;
-            if (req.nProbs > 0)
-                e.probs = TopProbs(llama_get_logits_ith(ctx_.get(), slot.batchIndex), nVocab_, req.nProbs);
-            const llama_token token = llama_sampler_sample(slot.sampler.get(), ctx_.get(), slot.batchIndex);
+            llama_token token = LLAMA_TOKEN_NULL;
+            try {
+                token = req.nProbs > 0
+                            ? SampleWithProbs(slot.sampler.get(), llama_get_logits_ith(ctx_.get(), slot.batchIndex),
+                                              nVocab_, req.nProbs, e.probs)
+                            : llama_sampler_sample(slot.sampler.get(), ctx_.get(), slot.batchIndex);
+            } catch (const std::exception &err) {
+                // e.g. a grammar that allows no token here: this request fails, the others go on.
+                Fail(slot, "NATIVE_ERROR", std::string("sampling failed: ") + err.what(), events);
+                continue;
+            }
             if (first) {
                 slot.state = Slot::State::Generate;
                 slot.timings.promptMs = MsSince(slot.started);

@@ -14,6 +14,13 @@ export interface CliStream {
 
 export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
 
+/** Thrown by a command that has printed what it had to say and ends with a specific exit code. */
+export class CliExit extends Error {
+    constructor(readonly exitCode: number) {
+        super(`exit ${exitCode}`);
+    }
+}
+
 /** `1536` → `"1.5 KB"`, `1.8e9` → `"1.80 GB"` (decimal units, as file managers and `ls -h --si` show). */
 export function formatBytes(bytes: number): string {
     const units = ["B", "KB", "MB", "GB", "TB"];

@@ -8,10 +8,11 @@ import { readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
-import { type CliIo, processIo } from "./io.js";
+import { registerExtract } from "./extract.js";
+import { CliExit, type CliIo, processIo } from "./io.js";
 import { registerSynth } from "./synth.js";
 
-const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [registerSynth];
+const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [registerExtract, registerSynth];
 
 /**
  * Runs the CLI with `argv` (the arguments after the program name) and resolves with the exit code. Never calls
@@ -34,6 +35,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     } catch (error) {
         // Help, version and usage errors: commander has printed what there is to say.
         if (error instanceof CommanderError) return error.exitCode;
+        if (error instanceof CliExit) return error.exitCode;
         const message = error instanceof Error ? error.message : String(error);
         io.stderr.write(`llama-vlm: ${message}\n`);
         return 1;

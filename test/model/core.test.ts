@@ -83,7 +83,7 @@ describe.each(VISION_FAMILIES)("%s: greedy parity with llama-mtmd-cli", (family)
                 while (k < ours.tokens.length && ref.text.startsWith(model.detokenize(ours.tokens.slice(0, k + 1))))
                     k++;
                 const top = ours.probs![k]!;
-                const margin = Math.log(top[0]!.probability / top[1]!.probability);
+                const margin = top[1] ? Math.log(top[0]!.probability / top[1].probability) : Number.POSITIVE_INFINITY;
                 report.push(`${path.basename(image)} "${prompt}": differs at token ${k}, margin ${margin}`);
                 expect(margin, report.join("\n")).toBeLessThan(1e-3);
                 nearTies++;
@@ -255,13 +255,19 @@ describe("generation (qwen2.5-vl tiny)", () => {
         expect(result.tokens.length).toBeLessThan(200);
     });
 
-    it("returns top-N probabilities per token with nProbs", async () => {
-        const r = await context.complete(ask({ nProbs: 3, maxTokens: 4 }));
+    it("returns top-N probabilities per token with nProbs, from what the sampler chain kept", async () => {
+        const r = await context.complete(ask({ nProbs: 3, maxTokens: 4, minP: 0, topP: 1 }));
         expect(r.probs).toHaveLength(r.tokens.length);
         for (const [i, top] of r.probs!.entries()) {
             expect(top).toHaveLength(3);
             expect(top[0]!.probability).toBeGreaterThanOrEqual(top[1]!.probability);
             expect(top[0]!.token).toBe(r.tokens[i]); // greedy picks the most likely token
+        }
+        // With a grammar, only tokens it allows carry probability.
+        const forced = await context.complete(ask({ nProbs: 5, maxTokens: 3, grammar: 'root ::= "yes" | "no"' }));
+        expect(["yes", "no"]).toContain(forced.text);
+        for (const top of forced.probs!) {
+            for (const p of top) expect("yesno".includes(model.detokenize([p.token]))).toBe(true);
         }
     });
 

@@ -1,0 +1,422 @@
+/**
+ * `llama-vlm extract`: one result per image, for a folder of scanned documents. Results are appended to
+ * a JSONL file as each image finishes; a rerun with the same --out skips what is done (by path and
+ * content hash). Ctrl-C cancels what is in flight without writing partial lines.
+ */
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { glob } from "tinyglobby";
+import {
+    CLINICAL_PROMPT,
+    CLINICAL_SCHEMA,
+    DEFAULT_EXTRACT_PROMPT,
+    fieldConfidence,
+    validateClinical,
+} from "../clinical.js";
+import type { CompletionRequest, CompletionResult, Context } from "../context.js";
+import { LlamaVlmError } from "../errors.js";
+import { loadModel, type Model } from "../model.js";
+import { SAMPLER_NAMES, type SamplingOptions } from "../sampling.js";
+import { setLogger } from "../system.js";
+import { CliExit, type CliIo, ProgressBar } from "./io.js";
+
+/** Exit codes of `extract` (also in --help). */
+export const EXIT = { ok: 0, failure: 1, partial: 2, interrupted: 130 } as const;
+
+const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".avif", ".svg"]);
+
+export interface ExtractLine {
+    file: string;
+    sha256: string;
+    text?: string;
+    json?: unknown;
+    confidence?: Record<string, number>;
+    stopReason?: string;
+    timings?: CompletionResult["timings"];
+    error?: { code: string; message: string };
+}
+
+function int(name: string, min: number) {
+    return (value: string): number => {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+        return n;
+    };
+}
+function num(value: string): number {
+    const n = Number(value);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError("must be a number");
+    return n;
+}
+function collect(value: string, previous: string[] = []): string[] {
+    return [...previous, value];
+}
+
+/** Sampler flags: kebab-case of every sampling option, plus the reference pipeline's names. */
+const SAMPLER_FLAGS: Array<[flag: string, key: keyof SamplingOptions, parse: (v: string) => number, help: string]> = [
+    ["--temperature <t>", "temperature", num, "temperature; 0 = greedy (alias --temp)"],
+    ["--dynatemp-range <r>", "dynatempRange", num, "dynamic temperature range"],
+    ["--dynatemp-exponent <e>", "dynatempExponent", num, "dynamic temperature exponent"],
+    ["--top-k <k>", "topK", int("--top-k", 0), "top-k (0 = off)"],
+    ["--top-p <p>", "topP", num, "top-p (1 = off)"],
+    ["--min-p <p>", "minP", num, "min-p (0 = off)"],
+    ["--typical-p <p>", "typicalP", num, "locally typical sampling (1 = off)"],
+    ["--tfs-z <z>", "tfsZ", num, "tail-free sampling (1 = off)"],
+    ["--min-keep <n>", "minKeep", int("--min-keep", 0), "keep at least n candidates"],
+    ["--repeat-penalty <p>", "repeatPenalty", num, "repeat penalty (1 = off)"],
+    ["--repeat-last-n <n>", "repeatLastN", int("--repeat-last-n", -1), "tokens the penalties look at (-1 = context)"],
+    ["--frequency-penalty <p>", "frequencyPenalty", num, "frequency penalty"],
+    ["--presence-penalty <p>", "presencePenalty", num, "presence penalty"],
+    ["--dry-multiplier <m>", "dryMultiplier", num, "DRY multiplier (0 = off)"],
+    ["--dry-base <b>", "dryBase", num, "DRY base"],
+    ["--dry-allowed-length <n>", "dryAllowedLength", int("--dry-allowed-length", 0), "DRY allowed length"],
+    ["--dry-penalty-last-n <n>", "dryPenaltyLastN", int("--dry-penalty-last-n", -1), "DRY window"],
+    ["--xtc-probability <p>", "xtcProbability", num, "XTC probability"],
+    ["--xtc-threshold <t>", "xtcThreshold", num, "XTC threshold"],
+    ["--top-n-sigma <n>", "topNSigma", num, "top-n-sigma (<= 0 = off)"],
+    ["--mirostat <v>", "mirostat", int("--mirostat", 0), "mirostat version (0, 1, 2)"],
+    ["--mirostat-tau <t>", "mirostatTau", num, "mirostat target surprise"],
+    ["--mirostat-eta <e>", "mirostatEta", num, "mirostat learning rate"],
+    ["--seed <n>", "seed", int("--seed", 0), "random seed"],
+];
+
+interface ExtractOptions extends Record<string, unknown> {
+    model: string;
+    projector?: string;
+    prompt?: string;
+    preset?: "clinical";
+    parallel: number;
+    out?: string;
+    format: "jsonl" | "table" | "csv";
+    ctxSize: number;
+    gpuLayers: number;
+    threads?: number;
+    chatTemplate?: string;
+    nPredict: number;
+    nProbs: number;
+    stop?: string[];
+    penalizeNl?: boolean;
+    samplerOrder?: string;
+    grammarFile?: string;
+    jsonSchemaFile?: string;
+    quiet?: boolean;
+    json?: boolean;
+}
+
+export function registerExtract(program: Command, io: CliIo): void {
+    const cmd = program
+        .command("extract")
+        .summary("one result per image for files, folders or globs")
+        .argument("<inputs...>", "image files, folders (searched recursively) or glob patterns")
+        .requiredOption("-m, --model <file>", "text model GGUF")
+        .option("--projector <file>", "vision projector (mmproj) GGUF (alias --mmproj)")
+        .option("--prompt <text>", `instruction for every image (default: "${DEFAULT_EXTRACT_PROMPT}")`)
+        .addOption(
+            new Option(
+                "--preset <name>",
+                "clinical: JSON of patient, conditions, medications, enforced by grammar",
+            ).choices(["clinical"]),
+        )
+        .option("--parallel <n>", "images decoded together (alias --batch-size)", int("--parallel", 1), 4)
+        .option("-o, --out <file>", "JSONL results, appended as images finish; a rerun skips what is done")
+        .addOption(
+            new Option("--format <format>", "what to print on stdout")
+                .choices(["jsonl", "table", "csv"])
+                .default("jsonl"),
+        )
+        .option("-c, --ctx-size <n>", "context per image in tokens (alias --n-ctx)", int("--ctx-size", 64), 4096)
+        .option("--gpu-layers <n>", "layers on the GPU (alias --n-gpu-layers)", int("--gpu-layers", -1), -1)
+        .option("-t, --threads <n>", "threads (default: physical cores)", int("--threads", 1))
+        .option("--chat-template <name>", "the model's own (default), a llama.cpp name such as vicuna, or Jinja source")
+        .option(
+            "-n, --n-predict <n>",
+            "most tokens per image, -1 = until the context is full (alias --max-tokens)",
+            int("--n-predict", -1),
+            -1,
+        )
+        .option(
+            "--n-probs <n>",
+            "top-N probabilities per token; with --preset clinical gives a confidence per field",
+            int("--n-probs", 0),
+            0,
+        )
+        .option("--stop <text>", "stop string, matched exactly (repeatable; alias --stop-strings)", collect)
+        .option("--penalize-nl", "apply the penalties to the newline token too")
+        .option("--sampler-order <names>", `comma-separated: ${SAMPLER_NAMES.join(",")}`)
+        .option("--grammar-file <file>", "GBNF grammar the output must follow")
+        .option("--json-schema-file <file>", "JSON schema the output must follow")
+        .option("-q, --quiet", "no progress output")
+        .option("--json", "progress as plain lines (no bar)");
+    for (const [flag, , parse, help] of SAMPLER_FLAGS) cmd.option(flag, help, parse);
+    // The reference pipeline's and llama.cpp's names for the same options.
+    cmd.addOption(new Option("--temp <t>").argParser(num).hideHelp());
+    cmd.addOption(new Option("--mmproj <file>").hideHelp());
+    cmd.addOption(new Option("--batch-size <n>").argParser(int("--batch-size", 1)).hideHelp());
+    cmd.addOption(new Option("--n-ctx <n>").argParser(int("--n-ctx", 64)).hideHelp());
+    cmd.addOption(new Option("--n-gpu-layers <n>").argParser(int("--n-gpu-layers", -1)).hideHelp());
+    cmd.addOption(new Option("--max-tokens <n>").argParser(int("--max-tokens", -1)).hideHelp());
+    cmd.addOption(new Option("--stop-strings <text>").argParser(collect).hideHelp());
+    cmd.addHelpText(
+        "after",
+        `
+Exit codes: 0 all images done, 1 nothing could run (bad model, bad options), 2 some images failed (see their
+"error" lines), 130 interrupted (Ctrl-C; finished images are kept, a rerun continues).
+
+Examples:
+  llama-vlm extract scans/ -m qwen2.5-vl-3b-q4_0.gguf --projector mmproj.gguf --out results.jsonl
+  llama-vlm extract 'scans/**/*.png' -m model.gguf --mmproj mmproj.gguf --preset clinical --n-probs 5 --out clinical.jsonl
+  llama-vlm extract a.jpg b.jpg -m model.gguf --projector mmproj.gguf --chat-template vicuna --temp 0.05 \\
+      --repeat-penalty 1.18 --repeat-last-n 256 --stop "</s>" --stop "User:" --format table`,
+    );
+    cmd.action(async (inputs: string[], raw: ExtractOptions) => {
+        const code = await extract(inputs, raw, io);
+        if (code !== 0) throw new CliExit(code);
+    });
+}
+
+/** Files, folders (recursive) and globs → image files, sorted, without duplicates. */
+export async function expandInputs(inputs: readonly string[]): Promise<string[]> {
+    const files = new Set<string>();
+    for (const input of inputs) {
+        let stat: fs.Stats | undefined;
+        try {
+            stat = fs.statSync(input);
+        } catch {
+            stat = undefined;
+        }
+        if (stat?.isFile()) files.add(path.resolve(input));
+        else if (stat?.isDirectory()) {
+            for (const f of await glob("**/*", { cwd: input, absolute: true, onlyFiles: true })) {
+                if (IMAGE_EXTENSIONS.has(path.extname(f).toLowerCase())) files.add(path.resolve(f));
+            }
+        } else {
+            const matches = await glob(input, { absolute: true, onlyFiles: true });
+            if (matches.length === 0) throw new LlamaVlmError("FILE_NOT_FOUND", `No file matches ${input}`);
+            for (const f of matches) files.add(path.resolve(f));
+        }
+    }
+    return [...files].sort();
+}
+
+function sha256(file: string): string {
+    return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** Keys (path + content hash) of the images an earlier run already wrote. Torn last lines are ignored. */
+export function doneKeys(outFile: string): Set<string> {
+    const done = new Set<string>();
+    if (!fs.existsSync(outFile)) return done;
+    for (const line of fs.readFileSync(outFile, "utf8").split("\n")) {
+        if (!line.trim()) continue;
+        try {
+            const row = JSON.parse(line) as ExtractLine;
+            if (row.file && row.sha256) done.add(`${row.file}\n${row.sha256}`);
+        } catch {
+            // A line cut by a crash: the image is simply done again.
+        }
+    }
+    return done;
+}
+
+async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<number> {
+    const projector = o.projector ?? (o.mmproj as string | undefined);
+    const parallel = (o.batchSize as number | undefined) ?? o.parallel;
+    const contextSize = (o.nCtx as number | undefined) ?? o.ctxSize;
+    const gpuLayers = (o.nGpuLayers as number | undefined) ?? o.gpuLayers;
+    const maxTokens = (o.maxTokens as number | undefined) ?? o.nPredict;
+    const stop = [...(o.stop ?? []), ...((o.stopStrings as string[] | undefined) ?? [])];
+    const sampling: SamplingOptions = {};
+    for (const [, key] of SAMPLER_FLAGS) if (o[key] !== undefined) (sampling as Record<string, unknown>)[key] = o[key];
+    if (o.temp !== undefined) sampling.temperature = o.temp as number;
+    if (o.penalizeNl) sampling.penalizeNewline = true;
+    if (o.samplerOrder)
+        sampling.samplerOrder = o.samplerOrder.split(",").map((s) => s.trim()) as SamplingOptions["samplerOrder"];
+    if (o.grammarFile) sampling.grammar = fs.readFileSync(o.grammarFile, "utf8");
+    if (o.jsonSchemaFile) sampling.jsonSchema = JSON.parse(fs.readFileSync(o.jsonSchemaFile, "utf8")) as object;
+    const clinical = o.preset === "clinical";
+    if (clinical) {
+        if (sampling.grammar || sampling.jsonSchema)
+            throw new LlamaVlmError("INVALID_OPTION", "--preset clinical sets its own JSON schema");
+        sampling.jsonSchema = CLINICAL_SCHEMA;
+    }
+    const prompt = o.prompt ?? (clinical ? CLINICAL_PROMPT : DEFAULT_EXTRACT_PROMPT);
+
+    const files = await expandInputs(inputs);
+    const outFile = o.out ? path.resolve(o.out) : undefined;
+    const done = outFile ? doneKeys(outFile) : new Set<string>();
+    const work: Array<{ file: string; sha256: string }> = [];
+    let skipped = 0;
+    const hashes = new Map<string, string>();
+    for (const file of files) {
+        let hash: string;
+        try {
+            hash = sha256(file);
+        } catch {
+            hash = "unreadable";
+        }
+        hashes.set(file, hash);
+        if (done.has(`${file}\n${hash}`)) skipped++;
+        else work.push({ file, sha256: hash });
+    }
+
+    const progressLines = !o.quiet;
+    const bar = progressLines && !o.json && io.stderr.isTTY ? new ProgressBar(io.stderr, "images") : undefined;
+    const say = (line: string) => {
+        if (progressLines) io.stderr.write(`${line}\n`);
+    };
+    say(`extract: ${files.length} image(s), ${skipped} already in ${outFile ?? "the output"}, ${work.length} to do`);
+    if (work.length === 0) {
+        printSummary(io, o.format, outFile, []);
+        return EXIT.ok;
+    }
+
+    setLogger((level, line) => {
+        if (level === "error") say(`llama.cpp: ${line}`);
+    }, "error");
+    let model: Model;
+    let context: Context;
+    try {
+        model = await loadModel({
+            model: o.model,
+            ...(projector ? { projector } : {}),
+            gpuLayers,
+            ...(o.threads ? { projectorOptions: { threads: o.threads } } : {}),
+        });
+        context = await model.createContext({ contextSize, parallel, ...(o.threads ? { threads: o.threads } : {}) });
+    } catch (err) {
+        io.stderr.write(`llama-vlm: ${(err as Error).message}\n`);
+        return EXIT.failure;
+    }
+
+    const controller = new AbortController();
+    let interrupted = false;
+    const onSignal = () => {
+        if (interrupted) return;
+        interrupted = true;
+        say("extract: interrupted; cancelling what is in flight (finished images are kept)");
+        controller.abort();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+
+    const fd = outFile ? fs.openSync(outFile, "a") : undefined;
+    const lines: ExtractLine[] = [];
+    const started = Date.now();
+    let finished = 0;
+    let failed = 0;
+    let tokens = 0;
+    const emit = (line: ExtractLine) => {
+        lines.push(line);
+        const text = `${JSON.stringify(line)}\n`;
+        // One write per line: an interrupted run never leaves half a line.
+        if (fd !== undefined) fs.writeSync(fd, text);
+        else if (o.format === "jsonl") io.stdout.write(text);
+    };
+    const progress = () => {
+        finished++;
+        const elapsed = (Date.now() - started) / 1000;
+        const eta = finished > 0 ? ((work.length - finished) * elapsed) / finished : 0;
+        const tps = tokens / Math.max(elapsed, 1e-3);
+        if (bar) bar.update(finished, work.length);
+        else say(`extract: ${finished}/${work.length} images, ${tps.toFixed(1)} tokens/s, ETA ${eta.toFixed(0)} s`);
+    };
+
+    const runOne = async (item: { file: string; sha256: string }) => {
+        const request: CompletionRequest = {
+            messages: [{ role: "user", content: [{ image: item.file }, prompt] }],
+            ...(o.chatTemplate ? { chatTemplate: o.chatTemplate } : {}),
+            ...sampling,
+            maxTokens,
+            stop,
+            nProbs: o.nProbs,
+            signal: controller.signal,
+        };
+        try {
+            const r = await context.complete(request);
+            if (r.stopReason === "abort") return; // cancelled by Ctrl-C: not done, not written
+            tokens += r.tokens.length;
+            const line: ExtractLine = {
+                file: item.file,
+                sha256: item.sha256,
+                text: r.text,
+                stopReason: r.stopReason,
+                timings: r.timings,
+            };
+            if (clinical) {
+                try {
+                    line.json = JSON.parse(r.text);
+                    const problems = validateClinical(line.json);
+                    if (problems.length > 0) line.error = { code: "INVALID_OUTPUT", message: problems.join("; ") };
+                    else if (o.nProbs > 0 && r.probs) {
+                        line.confidence = fieldConfidence(
+                            r.text,
+                            r.tokens.map((t) => model.detokenize([t])),
+                            r.probs,
+                            r.tokens,
+                        );
+                    }
+                } catch (err) {
+                    line.error = {
+                        code: "INVALID_OUTPUT",
+                        message: `the output is not JSON: ${(err as Error).message}`,
+                    };
+                }
+            }
+            if (line.error) failed++;
+            emit(line);
+        } catch (err) {
+            const e = err instanceof LlamaVlmError ? err : new LlamaVlmError("NATIVE_ERROR", String(err));
+            if (e.code === "ABORTED" && interrupted) return;
+            failed++;
+            emit({ file: item.file, sha256: item.sha256, error: { code: e.code, message: e.message } });
+        } finally {
+            if (!interrupted) progress();
+        }
+    };
+
+    // Feed the context's slots from a bounded pool: `parallel` decoding and as many being prepared.
+    let next = 0;
+    const worker = async () => {
+        while (!interrupted && next < work.length) await runOne(work[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(work.length, parallel * 2) }, worker));
+
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    bar?.clear();
+    if (fd !== undefined) fs.closeSync(fd);
+    await model.dispose();
+    printSummary(io, o.format, outFile, lines);
+    say(
+        `extract: ${lines.length - failed} done, ${failed} failed, ${skipped} skipped` +
+            (interrupted ? `, ${work.length - lines.length} left for a rerun` : "") +
+            ` in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+    if (interrupted) return EXIT.interrupted;
+    return failed > 0 ? EXIT.partial : EXIT.ok;
+}
+
+function printSummary(io: CliIo, format: string, outFile: string | undefined, lines: ExtractLine[]): void {
+    if (format === "jsonl") return; // already streamed (or in --out)
+    const rows = lines.map((l) => ({
+        file: path.basename(l.file),
+        result: l.error
+            ? `ERROR ${l.error.code}: ${l.error.message}`
+            : (l.text ?? "").replace(/\s+/g, " ").slice(0, 80),
+        stop: l.stopReason ?? "",
+        tokens: String(l.timings?.generatedTokens ?? ""),
+    }));
+    if (format === "csv") {
+        const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+        io.stdout.write("file,stop_reason,tokens,result\n");
+        for (const r of rows) io.stdout.write(`${[r.file, r.stop, r.tokens, r.result].map(esc).join(",")}\n`);
+        return;
+    }
+    const w = Math.max(4, ...rows.map((r) => r.file.length));
+    io.stdout.write(`${"file".padEnd(w)}  ${"stop".padEnd(7)}  ${"tok".padStart(4)}  result\n`);
+    for (const r of rows)
+        io.stdout.write(`${r.file.padEnd(w)}  ${r.stop.padEnd(7)}  ${r.tokens.padStart(4)}  ${r.result}\n`);
+    if (outFile) io.stdout.write(`(all results in ${outFile})\n`);
+}
