@@ -400,14 +400,16 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
 
 function printSummary(io: CliIo, format: string, outFile: string | undefined, lines: ExtractLine[]): void {
     if (format === "jsonl") return; // already streamed (or in --out)
-    const rows = lines.map((l) => ({
-        file: path.basename(l.file),
-        result: l.error
-            ? `ERROR ${l.error.code}: ${l.error.message}`
-            : (l.text ?? "").replace(/\s+/g, " ").slice(0, 80),
-        stop: l.stopReason ?? "",
-        tokens: String(l.timings?.generatedTokens ?? ""),
-    }));
+    const rows = [...lines]
+        .sort((a, b) => a.file.localeCompare(b.file))
+        .map((l) => ({
+            file: path.basename(l.file),
+            result: l.error
+                ? `ERROR ${l.error.code}: ${l.error.message}`
+                : (l.text ?? "").replace(/\s+/g, " ").slice(0, 80),
+            stop: l.stopReason ?? "",
+            tokens: String(l.timings?.generatedTokens ?? ""),
+        }));
     if (format === "csv") {
         const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
         io.stdout.write("file,stop_reason,tokens,result\n");

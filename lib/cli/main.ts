@@ -8,11 +8,18 @@ import { readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { registerDemo } from "./demo.js";
 import { registerExtract } from "./extract.js";
+import { registerInfo } from "./info.js";
 import { CliExit, type CliIo, processIo } from "./io.js";
 import { registerSynth } from "./synth.js";
 
-const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [registerExtract, registerSynth];
+const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [
+    registerExtract,
+    (program, io) => registerDemo(program, io, runCli),
+    registerInfo,
+    registerSynth,
+];
 
 /**
  * Runs the CLI with `argv` (the arguments after the program name) and resolves with the exit code. Never calls

@@ -1,0 +1,166 @@
+/**
+ * `llama-vlm info`: what a GGUF file is — read from its header, nothing loaded — and, given a text model
+ * and a projector, whether they are a pair.
+ */
+import path from "node:path";
+import type { Command } from "commander";
+import { LlamaVlmError } from "../errors.js";
+import { type GgufFile, GgufType, getMetadata, ggmlTypeName, readGguf } from "../gguf/index.js";
+import { checkPair } from "../model.js";
+import { CliExit, type CliIo, formatBytes } from "./io.js";
+
+export interface GgufSummary {
+    file: string;
+    kind: "text model" | "projector";
+    architecture: string;
+    name?: string;
+    parameters: number;
+    bytes: number;
+    tensors: number;
+    /** Tensor types by share of parameters, e.g. { q4_0: 0.93, f32: 0.01 }. */
+    quantisation: Record<string, number>;
+    contextLength?: number;
+    embeddingLength?: number;
+    layers?: number;
+    vocabSize?: number;
+    chatTemplate?: string;
+    projectorType?: string;
+    imageSize?: number;
+    projectionDim?: number;
+}
+
+function maybe<T>(f: () => T): T | undefined {
+    try {
+        return f();
+    } catch {
+        return undefined;
+    }
+}
+
+function numberAt(file: GgufFile, key: string): number | undefined {
+    const v = file.metadata.get(key);
+    if (v === undefined || v.type === GgufType.ARRAY) return undefined;
+    return typeof v.value === "number" ? v.value : typeof v.value === "bigint" ? Number(v.value) : undefined;
+}
+
+export function summarise(file: GgufFile): GgufSummary {
+    const arch = maybe(() => getMetadata(file, "general.architecture", GgufType.STRING)) ?? "unknown";
+    const byType = new Map<string, number>();
+    let parameters = 0;
+    for (const t of file.tensors) {
+        parameters += t.elementCount;
+        const name = ggmlTypeName(t.type);
+        byType.set(name, (byType.get(name) ?? 0) + t.elementCount);
+    }
+    const quantisation = Object.fromEntries(
+        [...byType]
+            .sort((a, b) => b[1] - a[1])
+            .map(([k, v]) => [k, Math.round((v / Math.max(parameters, 1)) * 1000) / 1000]),
+    );
+    const tokens = file.metadata.get("tokenizer.ggml.tokens");
+    const summary: GgufSummary = {
+        file: file.path,
+        kind: arch === "clip" ? "projector" : "text model",
+        architecture: arch,
+        parameters,
+        bytes: file.fileSize,
+        tensors: file.tensors.length,
+        quantisation,
+    };
+    const name = maybe(() => getMetadata(file, "general.name", GgufType.STRING));
+    if (name) summary.name = name;
+    if (arch === "clip") {
+        const type =
+            maybe(() => getMetadata(file, "clip.projector_type", GgufType.STRING)) ??
+            maybe(() => getMetadata(file, "clip.vision.projector_type", GgufType.STRING));
+        if (type) summary.projectorType = type;
+        const size = numberAt(file, "clip.vision.image_size");
+        if (size !== undefined) summary.imageSize = size;
+        const dim = numberAt(file, "clip.vision.projection_dim");
+        if (dim !== undefined) summary.projectionDim = dim;
+    } else {
+        for (const [k, field] of [
+            ["context_length", "contextLength"],
+            ["embedding_length", "embeddingLength"],
+            ["block_count", "layers"],
+        ] as const) {
+            const v = numberAt(file, `${arch}.${k}`);
+            if (v !== undefined) summary[field] = v;
+        }
+        if (tokens?.type === GgufType.ARRAY)
+            summary.vocabSize = tokens.value === null ? tokens.length : tokens.value.values.length;
+        const template = maybe(() => getMetadata(file, "tokenizer.chat_template", GgufType.STRING));
+        if (template) summary.chatTemplate = template;
+    }
+    return summary;
+}
+
+export function registerInfo(program: Command, io: CliIo): void {
+    program
+        .command("info")
+        .summary("describe GGUF files and check a text model / projector pair")
+        .argument("<files...>", "GGUF files (a text model and its projector are checked as a pair)")
+        .option("--json", "print JSON")
+        .option("--template", "print the whole chat template")
+        .addHelpText(
+            "after",
+            "\nExamples:\n  llama-vlm info model.gguf\n  llama-vlm info model.gguf mmproj.gguf --json",
+        )
+        .action(async (files: string[], o: { json?: boolean; template?: boolean }) => {
+            const read: GgufFile[] = [];
+            for (const f of files) {
+                try {
+                    read.push(await readGguf(f, { readArrays: 64 }));
+                } catch (err) {
+                    throw new LlamaVlmError("INVALID_MODEL", `${f}: ${(err as Error).message}`);
+                }
+            }
+            const summaries = read.map(summarise);
+            const texts = read.filter((f, i) => summaries[i]!.kind === "text model");
+            const projectors = read.filter((f, i) => summaries[i]!.kind === "projector");
+            let pair: { ok: boolean; message: string } | undefined;
+            if (texts.length === 1 && projectors.length === 1) {
+                try {
+                    checkPair(texts[0]!, projectors[0]!);
+                    pair = { ok: true, message: "the projector fits the text model" };
+                } catch (err) {
+                    pair = { ok: false, message: (err as Error).message };
+                }
+            }
+            if (o.json) {
+                io.stdout.write(`${JSON.stringify({ files: summaries, ...(pair ? { pair } : {}) }, null, 2)}\n`);
+            } else {
+                for (const s of summaries) {
+                    io.stdout.write(
+                        `${path.basename(s.file)}: ${s.kind}, ${s.architecture}${s.name ? ` (${s.name})` : ""}\n`,
+                    );
+                    io.stdout.write(
+                        `  parameters ${(s.parameters / 1e9).toFixed(3)} B, ${formatBytes(s.bytes)}, ${s.tensors} tensors\n`,
+                    );
+                    io.stdout.write(
+                        `  types ${Object.entries(s.quantisation)
+                            .map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`)
+                            .join(", ")}\n`,
+                    );
+                    if (s.kind === "text model") {
+                        io.stdout.write(
+                            `  context ${s.contextLength ?? "?"}, embedding ${s.embeddingLength ?? "?"}, layers ${s.layers ?? "?"}, vocabulary ${s.vocabSize ?? "?"}\n`,
+                        );
+                        if (s.chatTemplate) {
+                            io.stdout.write(
+                                o.template
+                                    ? `  chat template:\n${s.chatTemplate}\n`
+                                    : `  chat template: ${s.chatTemplate.length} characters (--template prints it)\n`,
+                            );
+                        } else io.stdout.write("  chat template: none\n");
+                    } else {
+                        io.stdout.write(
+                            `  projector ${s.projectorType ?? "?"}, image size ${s.imageSize ?? "?"}, projects to ${s.projectionDim ?? "?"}\n`,
+                        );
+                    }
+                }
+                if (pair) io.stdout.write(`pair: ${pair.ok ? "yes" : "NO"}: ${pair.message}\n`);
+            }
+            if (pair && !pair.ok) throw new CliExit(2);
+        });
+}
