@@ -8,6 +8,7 @@ import { readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { registerBench } from "./bench.js";
 import { registerDemo } from "./demo.js";
 import { registerExtract } from "./extract.js";
 import { registerInfo } from "./info.js";
@@ -18,6 +19,7 @@ const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [
     registerExtract,
     (program, io) => registerDemo(program, io, runCli),
     registerInfo,
+    registerBench,
     registerSynth,
 ];
 

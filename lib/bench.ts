@@ -1,0 +1,305 @@
+/**
+ * Benchmarks for `llama-vlm bench` and scripts/bench-batch.mjs: batched generation against the vendored
+ * llama-batched-bench measured in the same run, and image + prompt throughput per `parallel` value.
+ * Figures are medians over `runs`; ratios compare numbers measured on the same machine in the same run.
+ */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import sharp from "sharp";
+import type { CompletionResult } from "./context.js";
+import { loadModel } from "./model.js";
+import { packageRoot } from "./native.js";
+import { physicalCores } from "./system.js";
+
+export interface BenchOptions {
+    model: string;
+    projector?: string;
+    /** Parallel values to measure. Default [1, 2, 4]. */
+    parallel?: number[];
+    /** Prompt tokens per sequence in the text benchmark. Default 128. */
+    promptTokens?: number;
+    /** Generated tokens per sequence in the text benchmark. Default 64. */
+    textGenerate?: number;
+    /** Image requests per parallel value are `imagesPerSlot × N`. Default 2. */
+    imagesPerSlot?: number;
+    /** Image size for image requests. Default 448×448. */
+    imageSize?: [number, number];
+    /** Generated tokens per image request. Default 256. */
+    imageGenerate?: number;
+    /** Runs per text measurement (median reported). Default 3. */
+    runs?: number;
+    threads?: number;
+    /** Also run llama.cpp's llama-batched-bench (built from the vendored tree) and print ratios. */
+    compareLlamaCpp?: boolean;
+    /** Skip the image requests (text generation only). */
+    skipImages?: boolean;
+    /** Skip the text benchmark (image requests only). */
+    skipText?: boolean;
+    log?: (line: string) => void;
+}
+
+export interface TextRow {
+    parallel: number;
+    runs: number;
+    generationTps: number;
+    promptTps: number;
+    llamaCpp?: { generationTps: number; promptTps: number; ratio: number };
+}
+
+export interface ImageRow {
+    parallel: number;
+    requests: number;
+    wallS: number;
+    imagesPerMinute: number;
+    ratioToFirst: number;
+    aggregateTps: number;
+    imageTokens: number;
+    encodeMsPerImage: number;
+    promptMsPerRequest: number;
+    generateMsPerRequest: number;
+}
+
+export interface BenchReport {
+    threads: number;
+    text: TextRow[];
+    images: ImageRow[];
+    peakRssBytes: number;
+}
+
+export const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** A seeded page-like test image (PNG). */
+export async function benchImage(width: number, height: number, seed: number): Promise<Buffer> {
+    const px = Buffer.alloc(width * height * 3, 250);
+    let s = seed >>> 0;
+    const next = () => (s = (s * 1664525 + 1013904223) >>> 0);
+    for (let line = 24; line < height - 24; line += 28) {
+        let x = 24;
+        while (x < width - 40) {
+            const w = 12 + (next() % 60);
+            for (let y = line; y < line + 14; y++)
+                for (let i = x; i < Math.min(x + w, width - 24); i++)
+                    px.fill(30 + (next() % 40), (y * width + i) * 3, (y * width + i) * 3 + 3);
+            x += w + 8;
+        }
+    }
+    return sharp(px, { raw: { width, height, channels: 3 } })
+        .png()
+        .toBuffer();
+}
+
+function batchedBench(
+    model: string,
+    n: number,
+    pp: number,
+    tg: number,
+    threads: number,
+): { generationTps: number; promptTps: number } {
+    const bin = path.join(packageRoot, "build-tools", "bin", "llama-batched-bench");
+    if (!fs.existsSync(bin)) {
+        execFileSync(process.execPath, [path.join(packageRoot, "scripts", "build-llama-tools.mjs"), "--if-missing"], {
+            stdio: "ignore",
+        });
+    }
+    const out = execFileSync(
+        bin,
+        [
+            "-m",
+            model,
+            "-c",
+            String((pp + tg) * n + 256),
+            "-b",
+            "2048",
+            "-ub",
+            "512",
+            "-npp",
+            String(pp),
+            "-ntg",
+            String(tg),
+            "-npl",
+            String(n),
+            "-t",
+            String(threads),
+        ],
+        { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 16 << 20 },
+    );
+    // | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
+    const row = out.split("\n").find((l) => /^\|\s*\d+\s*\|\s*\d+\s*\|\s*\d+\s*\|/.test(l));
+    if (!row) throw new Error(`llama-batched-bench printed no result row:\n${out}`);
+    const cells = row
+        .split("|")
+        .map((c) => c.trim())
+        .filter(Boolean);
+    return { promptTps: Number(cells[5]), generationTps: Number(cells[7]) };
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
+    const log = o.log ?? (() => {});
+    const ns = o.parallel ?? [1, 2, 4];
+    const pp = o.promptTokens ?? 128;
+    const tg = o.textGenerate ?? 64;
+    const runs = o.runs ?? 3;
+    const threads = o.threads ?? physicalCores();
+    const model = await loadModel({
+        model: o.model,
+        ...(o.projector ? { projector: o.projector } : {}),
+        useMmap: false,
+    });
+    try {
+        // Generation must not stop early: end-of-generation tokens are banned.
+        const banned: Record<number, number> = {};
+        for (const text of ["<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<end_of_utterance>"]) {
+            const ids = model.tokenize(text, { addSpecial: false });
+            if (ids.length === 1) banned[ids[0]!] = Number.NEGATIVE_INFINITY;
+        }
+        const filler = "the patient was given five milligrams of the medication twice daily for seven days ".repeat(40);
+        const promptOf = (i: number) =>
+            model.detokenize(model.tokenize(`${i} ${filler}`, { addSpecial: false }).slice(0, pp - 1));
+
+        const text: TextRow[] = [];
+        for (const n of o.skipText ? [] : ns) {
+            const mine: Array<{ generationTps: number; promptTps: number }> = [];
+            const ref: Array<{ generationTps: number; promptTps: number }> = [];
+            for (let r = 0; r < runs; r++) {
+                const ctx = await model.createContext({
+                    contextSize: pp + tg + 64,
+                    parallel: n,
+                    batchSize: 2048,
+                    threads,
+                });
+                try {
+                    const t0 = performance.now();
+                    const results = await Promise.all(
+                        Array.from({ length: n }, (_, i) =>
+                            ctx.complete({ prompt: promptOf(i), temperature: 0, maxTokens: tg, logitBias: banned }),
+                        ),
+                    );
+                    const wall = (performance.now() - t0) / 1000;
+                    const prompt = Math.max(...results.map((x) => x.timings.promptMs)) / 1000;
+                    const generated = results.reduce((a, x) => a + x.tokens.length, 0);
+                    mine.push({
+                        generationTps: generated / (wall - prompt),
+                        promptTps: results.reduce((a, x) => a + x.timings.promptTokens, 0) / prompt,
+                    });
+                } finally {
+                    await ctx.dispose();
+                }
+                if (o.compareLlamaCpp) ref.push(batchedBench(o.model, n, pp, tg, threads));
+            }
+            const row: TextRow = {
+                parallel: n,
+                runs,
+                generationTps: median(mine.map((m) => m.generationTps)),
+                promptTps: median(mine.map((m) => m.promptTps)),
+            };
+            if (o.compareLlamaCpp) {
+                const g = median(ref.map((m) => m.generationTps));
+                row.llamaCpp = {
+                    generationTps: g,
+                    promptTps: median(ref.map((m) => m.promptTps)),
+                    ratio: row.generationTps / g,
+                };
+            }
+            text.push(row);
+            log(
+                `text N=${n}: ${row.generationTps.toFixed(2)} t/s` +
+                    (row.llamaCpp
+                        ? ` vs llama-batched-bench ${row.llamaCpp.generationTps.toFixed(2)} t/s (×${row.llamaCpp.ratio.toFixed(3)})`
+                        : ""),
+            );
+        }
+
+        const images: ImageRow[] = [];
+        if (o.projector && !o.skipImages) {
+            const [w, h] = o.imageSize ?? [448, 448];
+            const gen = o.imageGenerate ?? 256;
+            for (const n of ns) {
+                const requests = (o.imagesPerSlot ?? 2) * n;
+                const pngs = await Promise.all(Array.from({ length: requests }, (_, i) => benchImage(w, h, 1000 + i)));
+                const ctx = await model.createContext({ contextSize: 4096, parallel: n, batchSize: 2048, threads });
+                let results: CompletionResult[];
+                const t0 = performance.now();
+                try {
+                    results = await Promise.all(
+                        pngs.map((png) =>
+                            ctx.complete({
+                                messages: [
+                                    {
+                                        role: "user",
+                                        content: [
+                                            { image: png },
+                                            "Extract demographic, clinical disease and medication information",
+                                        ],
+                                    },
+                                ],
+                                temperature: 0,
+                                maxTokens: gen,
+                                logitBias: banned,
+                            }),
+                        ),
+                    );
+                } finally {
+                    await ctx.dispose();
+                }
+                const wall = (performance.now() - t0) / 1000;
+                const sum = (k: keyof CompletionResult["timings"]) => results.reduce((a, r) => a + r.timings[k], 0);
+                const row: ImageRow = {
+                    parallel: n,
+                    requests,
+                    wallS: wall,
+                    imagesPerMinute: (requests / wall) * 60,
+                    ratioToFirst: 1,
+                    aggregateTps: sum("generatedTokens") / wall,
+                    imageTokens: results[0]!.timings.imageTokens,
+                    encodeMsPerImage: sum("imageEncodeMs") / requests,
+                    promptMsPerRequest: sum("promptMs") / requests,
+                    generateMsPerRequest: sum("generateMs") / requests,
+                };
+                images.push(row);
+                log(
+                    `images N=${n}: ${row.imagesPerMinute.toFixed(2)} images/min, ${row.aggregateTps.toFixed(2)} t/s aggregate`,
+                );
+            }
+            for (const r of images) r.ratioToFirst = r.imagesPerMinute / images[0]!.imagesPerMinute;
+        }
+        return { threads, text, images, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+    } finally {
+        await model.dispose();
+    }
+}
+
+/** The report as Markdown tables. */
+export function formatBench(r: BenchReport): string {
+    const lines: string[] = [];
+    const t0 = r.text[0];
+    if (t0) {
+        lines.push(`Text generation (${t0.runs} runs, median; ${r.threads} threads)`);
+        lines.push(
+            "| N | llama-vlm gen t/s | llama-batched-bench gen t/s | ratio | llama-vlm prompt t/s | reference prompt t/s |",
+        );
+        lines.push("|---|---|---|---|---|---|");
+        for (const x of r.text) {
+            lines.push(
+                `| ${x.parallel} | ${x.generationTps.toFixed(2)} | ${x.llamaCpp?.generationTps.toFixed(2) ?? "–"} | ${x.llamaCpp?.ratio.toFixed(3) ?? "–"} | ${x.promptTps.toFixed(1)} | ${x.llamaCpp?.promptTps.toFixed(1) ?? "–"} |`,
+            );
+        }
+    }
+    if (r.images.length > 0) {
+        lines.push("", "Image + prompt requests (1 run)");
+        lines.push(
+            "| N | requests | images/min | ratio to first N | aggregate gen t/s | image tokens | encode ms/image | prompt ms/request | generate ms/request | wall s |",
+        );
+        lines.push("|---|---|---|---|---|---|---|---|---|---|");
+        for (const x of r.images) {
+            lines.push(
+                `| ${x.parallel} | ${x.requests} | ${x.imagesPerMinute.toFixed(2)} | ${x.ratioToFirst.toFixed(2)} | ${x.aggregateTps.toFixed(2)} | ${x.imageTokens} | ${x.encodeMsPerImage.toFixed(0)} | ${x.promptMsPerRequest.toFixed(0)} | ${x.generateMsPerRequest.toFixed(0)} | ${x.wallS.toFixed(1)} |`,
+            );
+        }
+    }
+    lines.push("", `peak RSS ${(r.peakRssBytes / 1e9).toFixed(2)} GB`);
+    return lines.join("\n");
+}
