@@ -35,6 +35,8 @@ const { values: opts } = parseArgs({
 });
 
 const GPUS = ["cpu", "cuda", "vulkan", "metal"];
+/** Turing through Blackwell, real code for each, plus PTX for newer GPUs (CUDA 12.8+). */
+const PREBUILD_CUDA_ARCHITECTURES = "75-real;80-real;86-real;89-real;90-real;100-real;120-real;120-virtual";
 if (!GPUS.includes(opts.gpu)) {
     console.error(`[build] --gpu must be one of ${GPUS.join(", ")}, got "${opts.gpu}"`);
     process.exit(2);
@@ -50,7 +52,9 @@ const variant = [
     .filter(Boolean)
     .join("-");
 const workDir = path.join(root, "build-native", variant);
-const outDir = path.resolve(opts.out ?? path.join(root, "build", "Release"));
+// The CPU build goes where node-gyp-build looks (build/Release); a GPU variant beside it in build/<gpu>/, where
+// lib/loader.ts looks for it.
+const outDir = path.resolve(opts.out ?? path.join(root, "build", opts.gpu === "cpu" ? "Release" : opts.gpu));
 
 function run(cmd, args) {
     execFileSync(cmd, args, {
@@ -72,6 +76,12 @@ const defines = {
     LLAMA_VLM_ASAN: opts.asan ? "ON" : "OFF",
     GGML_NATIVE: opts.portable ? "OFF" : "ON",
 };
+// CUDA: which GPU generations to compile for. Unset, ggml picks its own list; prebuilt binaries use
+// PREBUILD_CUDA_ARCHITECTURES (see docs/gpu.md).
+const cudaArchs =
+    process.env.CMAKE_CUDA_ARCHITECTURES ??
+    (opts.portable && opts.gpu === "cuda" ? PREBUILD_CUDA_ARCHITECTURES : undefined);
+if (opts.gpu === "cuda" && cudaArchs) defines.CMAKE_CUDA_ARCHITECTURES = cudaArchs;
 const cacheArgs = cmakeCacheArgs().map((a) => a.replace(/^-D/, "--CD"));
 const parallel = cmakeParallelArgs()[1];
 const started = Date.now();
