@@ -126,15 +126,7 @@ export type NativeEvent =
           id: number;
           type: "done";
           stopReason: string;
-          timings: {
-              imageEncodeMs: number;
-              imageTokens: number;
-              imageCacheHits: number;
-              promptMs: number;
-              promptTokens: number;
-              generateMs: number;
-              generatedTokens: number;
-          };
+          timings: import("./context.js").Timings;
       }
     | { id: number; type: "error"; code: string; message: string };
 
