@@ -362,11 +362,16 @@ void Engine::RunEncoder() {
             sink_(std::move(events));
             continue;
         }
+        bool burst;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             ready_.push_back(std::move(req));
+            // Requests submitted together should start together (one joint prefill, then lockstep decoding):
+            // while the next request is quick to prepare (no image to encode), finish it before waking the
+            // decoder. A request with an image is handed over at once, so its encoding overlaps decoding.
+            burst = !incoming_.empty() && ready_.size() < parallel_ && incoming_.front()->images.empty();
         }
-        wakeDecoder_.notify_one();
+        if (!burst) wakeDecoder_.notify_one();
     }
 }
 
@@ -476,11 +481,23 @@ void Engine::RunDecoder() {
     while (true) {
         {
             std::unique_lock<std::mutex> lock(mutex_);
+            const bool wasIdle = std::all_of(slots_.begin(), slots_.end(),
+                                             [](const auto &slot) { return slot->state == Slot::State::Idle; });
             wakeDecoder_.wait(lock, [&] {
                 if (stopping_.load()) return true;
                 return Admit();
             });
             if (stopping_.load()) break;
+            if (wasIdle) {
+                // Requests submitted together (one JS tick) reach the engine microseconds apart. Waiting a
+                // moment lets them prefill in one batch and decode in lockstep, instead of the first one's
+                // whole prefill running before the others start.
+                const size_t idle = static_cast<size_t>(std::count_if(
+                    slots_.begin(), slots_.end(), [](const auto &slot) { return slot->state == Slot::State::Idle; }));
+                wakeDecoder_.wait_for(lock, std::chrono::milliseconds(5),
+                                      [&] { return stopping_.load() || ready_.size() >= idle; });
+                Admit();
+            }
         }
         events.clear();
         batch.n_tokens = 0;

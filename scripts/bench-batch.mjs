@@ -5,7 +5,7 @@
 // --runs), and images/minute for 448×448 image requests with 256 generated tokens each. --document adds
 // the document-sized case (1000×1400 px ≈ 1,800 image tokens).
 //
-//   npm run bench:batch -- [--runs 3] [--parallel 1,2,4] [--document] [--json]
+//   npm run bench:batch -- [--runs 3] [--parallel 1,2,4] [--text-only] [--document] [--json]
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -19,6 +19,7 @@ const { values: args } = parseArgs({
         parallel: { type: "string", default: "1,2,4" },
         document: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
+        "text-only": { type: "boolean", default: false },
     },
 });
 execFileSync("npm", ["run", "compile"], { cwd: root, stdio: "ignore" });
@@ -47,6 +48,7 @@ const report = await runBench({
     parallel,
     runs: Number(args.runs),
     compareLlamaCpp: true,
+    skipImages: args["text-only"],
     log,
 });
 let documents;
