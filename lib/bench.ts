@@ -172,11 +172,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
                     threads,
                 });
                 try {
+                    const prompts = Array.from({ length: n }, (_, i) => promptOf(i));
                     const t0 = performance.now();
                     const results = await Promise.all(
-                        Array.from({ length: n }, (_, i) =>
-                            ctx.complete({ prompt: promptOf(i), temperature: 0, maxTokens: tg, logitBias: banned }),
-                        ),
+                        prompts.map((prompt) => ctx.complete({ prompt, temperature: 0, maxTokens: tg, logitBias: banned })),
                     );
                     const wall = (performance.now() - t0) / 1000;
                     const prompt = Math.max(...results.map((x) => x.timings.promptMs)) / 1000;

@@ -494,7 +494,7 @@ void Engine::RunDecoder() {
                 // whole prefill running before the others start.
                 const size_t idle = static_cast<size_t>(std::count_if(
                     slots_.begin(), slots_.end(), [](const auto &slot) { return slot->state == Slot::State::Idle; }));
-                wakeDecoder_.wait_for(lock, std::chrono::milliseconds(5),
+                wakeDecoder_.wait_for(lock, std::chrono::milliseconds(25),
                                       [&] { return stopping_.load() || ready_.size() >= idle; });
                 Admit();
             }
