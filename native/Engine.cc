@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 #include "Errors.h"
 #include "Logger.h"
@@ -66,6 +67,27 @@ llama_token SampleWithProbs(llama_sampler *chain, const float *logits, int32_t n
                            static_cast<float>(std::exp(static_cast<double>(kept[i].logit - kept[0].logit)) / sum));
     }
     return token;
+}
+
+// Every live engine, so that process exit can stop their threads before llama.cpp's and ggml's static
+// state is destroyed (process.exit() runs atexit handlers, not environment cleanup hooks).
+struct Registry {
+    std::mutex mutex;
+    std::vector<Engine *> engines;
+};
+
+Registry &registry() {
+    static Registry *instance = new Registry();  // never destroyed: used during exit
+    return *instance;
+}
+
+void StopAllEnginesAtExit() {
+    std::vector<Engine *> engines;
+    {
+        std::lock_guard<std::mutex> lock(registry().mutex);
+        engines = registry().engines;
+    }
+    for (Engine *engine : engines) engine->Stop();
 }
 
 }  // namespace
@@ -131,6 +153,13 @@ Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams 
     nCtxSeq_ = llama_n_ctx_seq(ctx);
     nBatch_ = llama_n_batch(ctx);
     parallel_ = params.parallel;
+    {
+        static std::once_flag once;
+        // Registered after llama.cpp's own static objects exist, so it runs before their destructors.
+        std::call_once(once, [] { std::atexit(StopAllEnginesAtExit); });
+        std::lock_guard<std::mutex> lock(registry().mutex);
+        registry().engines.push_back(this);
+    }
     for (uint32_t i = 0; i < params.parallel; ++i) {
         auto slot = std::make_unique<Slot>();
         slot->seq = static_cast<llama_seq_id>(i);
@@ -167,6 +196,7 @@ void Engine::Cancel(uint64_t requestId) {
 }
 
 void Engine::Stop() {
+    std::lock_guard<std::mutex> once(stopMutex_);  // dispose, the destructor and process exit may all call this
     stopping_.store(true);
     wakeEncoder_.notify_all();
     wakeDecoder_.notify_all();

@@ -144,6 +144,7 @@ class Engine {
     std::thread encoder_;
     std::thread decoder_;
     std::mutex mutex_;
+    std::mutex stopMutex_;
     std::condition_variable wakeEncoder_;
     std::condition_variable wakeDecoder_;
     std::deque<std::shared_ptr<Request>> incoming_;  // submitted, not yet prepared
