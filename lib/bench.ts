@@ -175,7 +175,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
                     const prompts = Array.from({ length: n }, (_, i) => promptOf(i));
                     const t0 = performance.now();
                     const results = await Promise.all(
-                        prompts.map((prompt) => ctx.complete({ prompt, temperature: 0, maxTokens: tg, logitBias: banned })),
+                        prompts.map((prompt) =>
+                            ctx.complete({ prompt, temperature: 0, maxTokens: tg, logitBias: banned }),
+                        ),
                     );
                     const wall = (performance.now() - t0) / 1000;
                     const prompt = Math.max(...results.map((x) => x.timings.promptMs)) / 1000;
