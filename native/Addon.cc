@@ -1,6 +1,7 @@
 #include "Addon.h"
 
 #include "Context.h"
+#include "Engine.h"
 #include "Fit.h"
 #include "Model.h"
 #include "Projector.h"
@@ -49,6 +50,7 @@ void InitBackendsOnce() {
         }
 #endif
         llama_backend_init();
+        InstallEngineExitHook();
     });
 }
 

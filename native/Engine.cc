@@ -92,6 +92,10 @@ void StopAllEnginesAtExit() {
 
 }  // namespace
 
+void InstallEngineExitHook() {
+    std::atexit(StopAllEnginesAtExit);
+}
+
 struct Engine::Slot {
     enum class State { Idle, Prefill, Generate };
     llama_seq_id seq = 0;
@@ -154,9 +158,6 @@ Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams 
     nBatch_ = llama_n_batch(ctx);
     parallel_ = params.parallel;
     {
-        static std::once_flag once;
-        // Registered after llama.cpp's own static objects exist, so it runs before their destructors.
-        std::call_once(once, [] { std::atexit(StopAllEnginesAtExit); });
         std::lock_guard<std::mutex> lock(registry().mutex);
         registry().engines.push_back(this);
     }
@@ -168,6 +169,11 @@ Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams 
 }
 
 Engine::~Engine() {
+    {
+        std::lock_guard<std::mutex> lock(registry().mutex);
+        auto &list = registry().engines;
+        list.erase(std::remove(list.begin(), list.end(), this), list.end());
+    }
     Stop();
 }
 

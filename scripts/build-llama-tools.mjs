@@ -3,7 +3,8 @@
 // llama-completion) from vendor/llama.cpp into build-tools/, a cached folder separate from the addon.
 // They are the reference for parity tests and benchmarks and are never part of the addon build.
 //
-//   node scripts/build-llama-tools.mjs [--print-dir]
+//   node scripts/build-llama-tools.mjs [--print-dir] [--if-missing] [--gpu vulkan|cuda]
+// With --gpu, the tools are built with that backend into build-tools-<gpu>/ (GPU parity references).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -12,7 +13,13 @@ import { cmakeCacheArgs, cmakeParallelArgs } from "./cmake-common.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const source = path.join(root, "vendor", "llama.cpp");
-const buildDir = path.join(root, "build-tools");
+const gpuAt = process.argv.indexOf("--gpu");
+const gpu = gpuAt === -1 ? undefined : process.argv[gpuAt + 1];
+if (gpu !== undefined && !["vulkan", "cuda", "metal"].includes(gpu)) {
+    console.error(`[tools] --gpu must be vulkan, cuda or metal, got ${gpu}`);
+    process.exit(2);
+}
+const buildDir = path.join(root, gpu ? `build-tools-${gpu}` : "build-tools");
 export const TOOLS = ["llama-mtmd-cli", "llama-bench", "llama-batched-bench", "llama-completion"];
 
 function sh(cmd, args) {
@@ -45,6 +52,10 @@ if (TOOLS.every((t) => fs.existsSync(path.join(binDir, t))) && process.argv.incl
         "-DLLAMA_BUILD_APP=OFF",
         "-DLLAMA_OPENSSL=OFF",
         "-DLLAMA_CURL=OFF",
+        ...(gpu ? [`-DGGML_${gpu.toUpperCase()}=ON`] : []),
+        ...(gpu === "cuda" && process.env.CMAKE_CUDA_ARCHITECTURES
+            ? [`-DCMAKE_CUDA_ARCHITECTURES=${process.env.CMAKE_CUDA_ARCHITECTURES}`]
+            : []),
         ...cmakeCacheArgs(),
     ]);
     sh("cmake", ["--build", buildDir, "--config", "Release", ...cmakeParallelArgs(), "--target", ...TOOLS]);

@@ -19,6 +19,9 @@ start=$SECONDS
 node scripts/build-native.mjs --gpu vulkan --out build/vulkan
 echo "vulkan variant built in $((SECONDS - start)) s: $(du -h build/vulkan/llama-vlm.node | cut -f1)"
 
+# The reference: llama.cpp's own tools built with the same Vulkan backend, all layers offloaded too.
+node scripts/build-llama-tools.mjs --gpu vulkan --if-missing
+export LLAMA_VLM_TEST_TOOLS_DIR="$PWD/build-tools-vulkan/bin"
 export LLAMA_VLM_GPU=vulkan GGML_VK_VISIBLE_DEVICES=0 LLAMA_VLM_TEST_GPU_LAYERS=99
 node -e "import('./dist/index.js').then(m => { const v = m.version(); console.log('loaded', v.variant, v.loadedBackends.join(','), m.devices().map(d => d.name + ' (' + d.description + ')').join(', ')); })"
 npx vitest run test/model/core.test.ts -t "parity"

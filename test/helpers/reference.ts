@@ -27,7 +27,11 @@ export async function runMtmdCli(opts: {
     contextSize?: number;
     endedAtEog?: boolean;
 }): Promise<ReferenceRun> {
-    const bin = path.join(ensureLlamaTools(), "llama-mtmd-cli");
+    // GPU runs compare against the tools built with the same backend, all layers offloaded
+    // (LLAMA_VLM_TEST_TOOLS_DIR, set by scripts/vulkan-check.sh and gpu-check.sh).
+    const toolsDir = process.env.LLAMA_VLM_TEST_TOOLS_DIR ?? ensureLlamaTools();
+    const bin = path.join(toolsDir, "llama-mtmd-cli");
+    const offload = process.env.LLAMA_VLM_TEST_GPU_LAYERS ? ["-ngl", process.env.LLAMA_VLM_TEST_GPU_LAYERS] : [];
     const { stdout, stderr } = await run(
         bin,
         [
@@ -50,6 +54,7 @@ export async function runMtmdCli(opts: {
             // llama-vlm renders a model's own template with Jinja (as llama-server does); the CLI defaults to
             // llama.cpp's built-in approximations, so ask for the same renderer.
             "--jinja",
+            ...offload,
         ],
         { env: { ...process.env, MTMD_TEST_RESPONSE_MARKER: MARKER }, maxBuffer: 64 * 1024 * 1024 },
     );
