@@ -1,7 +1,6 @@
 #include "Addon.h"
 
 #include "Context.h"
-#include "Engine.h"
 #include "Fit.h"
 #include "Model.h"
 #include "Projector.h"
@@ -50,7 +49,6 @@ void InitBackendsOnce() {
         }
 #endif
         llama_backend_init();
-        InstallEngineExitHook();
     });
 }
 

@@ -92,9 +92,6 @@ void StopAllEnginesAtExit() {
 
 }  // namespace
 
-void InstallEngineExitHook() {
-    std::atexit(StopAllEnginesAtExit);
-}
 
 struct Engine::Slot {
     enum class State { Idle, Prefill, Generate };
@@ -158,6 +155,10 @@ Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams 
     nBatch_ = llama_n_batch(ctx);
     parallel_ = params.parallel;
     {
+        // Registered when the first engine exists, after the static state of llama.cpp, ggml and the
+        // OpenMP runtime that a context brings up, so that it runs before their destructors.
+        static std::once_flag once;
+        std::call_once(once, [] { std::atexit(StopAllEnginesAtExit); });
         std::lock_guard<std::mutex> lock(registry().mutex);
         registry().engines.push_back(this);
     }

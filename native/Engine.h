@@ -96,10 +96,6 @@ struct EngineParams {
     int32_t typeV = 1;
 };
 
-// [sync, once, at addon load] process exit then stops every live engine's threads before llama.cpp's and
-// ggml's static state is destroyed (process.exit() runs atexit handlers, not environment cleanup hooks).
-void InstallEngineExitHook();
-
 class Engine {
   public:
     using Sink = std::function<void(std::vector<Event> &&)>;
