@@ -92,7 +92,6 @@ void StopAllEnginesAtExit() {
 
 }  // namespace
 
-
 struct Engine::Slot {
     enum class State { Idle, Prefill, Generate };
     llama_seq_id seq = 0;
