@@ -398,16 +398,12 @@ void Engine::RunEncoder() {
             sink_(std::move(events));
             continue;
         }
-        bool burst;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             ready_.push_back(std::move(req));
-            // Requests submitted together should start together (one joint prefill, then lockstep decoding):
-            // while the next request is quick to prepare (no image to encode), finish it before waking the
-            // decoder. A request with an image is handed over at once, so its encoding overlaps decoding.
-            burst = !incoming_.empty() && ready_.size() < parallel_ && incoming_.front()->images.empty();
         }
-        if (!burst) wakeDecoder_.notify_one();
+        // Requests submitted together are gathered by the decoder's short wait when it leaves idle.
+        wakeDecoder_.notify_one();
     }
 }
 
