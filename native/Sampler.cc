@@ -74,7 +74,8 @@ llama_sampler_i TailFreeInterface() {
                 break;
             }
         }
-        cur->size = std::max(last, std::max<size_t>(tfs->minKeep, 1));
+        // Never more than the candidates earlier samplers left: minKeep only stops tail-free from cutting below it.
+        cur->size = std::min(cur->size, std::max(last, std::max<size_t>(tfs->minKeep, 1)));
     };
     i.clone = [](const llama_sampler *s) {
         const auto *tfs = static_cast<const TailFree *>(s->ctx);

@@ -100,6 +100,12 @@ describe("sampler chain on a known logit vector", () => {
         expect(run({ tfsZ: 0.01, minKeep: 5 }, FLAT).ids.length).toBeGreaterThanOrEqual(5);
     });
 
+    it("minKeep never brings back candidates an earlier sampler removed (tail-free after top-k)", () => {
+        const logits = Array.from({ length: 64 }, (_, i) => -i / 4);
+        expect(run({ topK: 3, tfsZ: 0.5, minKeep: 20 }, logits).ids.length).toBe(3);
+        expect(run({ topK: 10, tfsZ: 0.5, minKeep: 40 }, logits).ids.length).toBe(10);
+    });
+
     it("temperature flattens or sharpens the distribution; 0 is greedy", () => {
         const cold = run({ temperature: 0.5 }, FLAT).probs[0]!;
         const warm = run({ temperature: 2 }, FLAT).probs[0]!;
