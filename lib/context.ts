@@ -7,7 +7,17 @@ import { loadNative, type NativeContext, type NativeEvent } from "./native.js";
 import { resolveSampling, SAMPLING_ALIASES, SAMPLING_KEYS, type SamplingOptions } from "./sampling.js";
 import { StopMatcher } from "./stop.js";
 import { physicalCores } from "./system.js";
-import { checkKnownKeys, checkNumber, checkObject, checkOneOf, checkString, invalid } from "./validate.js";
+import {
+    checkKnownKeys,
+    checkNumber,
+    checkObject,
+    checkOneOf,
+    checkString,
+    checkText,
+    INT32_MAX,
+    invalid,
+    MAX_THREADS,
+} from "./validate.js";
 
 /** KV cache element types. */
 export type KvCacheType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_1" | "iq4_nl" | "q5_0" | "q5_1";
@@ -44,7 +54,8 @@ export interface ContextOptions {
     nCtx?: number;
 }
 
-const CONTEXT_KEYS = [
+/** Every createContext option, for validation and the bad-input corpus. @internal */
+export const CONTEXT_KEYS = [
     "contextSize",
     "nCtx",
     "batchSize",
@@ -126,7 +137,8 @@ export interface StreamChunk {
     probs?: TokenProbability[];
 }
 
-const REQUEST_KEYS = new Set<string>([
+/** Every request option, sampling options and aliases included. @internal */
+export const REQUEST_KEYS: ReadonlySet<string> = new Set<string>([
     ...SAMPLING_KEYS,
     ...Object.keys(SAMPLING_ALIASES),
     "prompt",
@@ -144,6 +156,12 @@ const REQUEST_KEYS = new Set<string>([
 
 const MEDIA_MARKER = "<__media__>";
 
+/** Lets a stream's consumer stop its request: before submission (closed) or after (cancel). */
+interface StreamControl {
+    closed: boolean;
+    cancel?: () => void;
+}
+
 interface Pending {
     decoder: TextDecoder;
     stop: StopMatcher;
@@ -151,6 +169,8 @@ interface Pending {
     tokens: number[];
     probs: TokenProbability[][] | undefined;
     stopped: boolean;
+    /** The engine finishes a request after the token that reaches maxTokens, so with maxTokens 0 it still samples one: that one is dropped. */
+    maxTokens: number;
     onChunk: ((chunk: StreamChunk) => void) | undefined;
     resolve: (result: CompletionResult) => void;
     reject: (error: LlamaVlmError) => void;
@@ -182,23 +202,42 @@ export class Context {
         if (o.contextSize !== undefined && o.nCtx !== undefined) {
             throw new LlamaVlmError("INVALID_OPTION", 'Give "contextSize" or its alias "nCtx", not both');
         }
-        const threads = checkNumber("threads", o.threads ?? physicalCores(), { integer: true, min: 1 });
+        const threads = checkNumber("threads", o.threads ?? physicalCores(), {
+            integer: true,
+            min: 1,
+            max: MAX_THREADS,
+        });
         const flash = o.flashAttention ?? "auto";
         if (flash !== "auto" && typeof flash !== "boolean")
             throw invalid("flashAttention", 'true, false or "auto"', flash);
         const kv = checkOneOf("kvCacheType", o.kvCacheType ?? "f16", Object.keys(KV_TYPES) as KvCacheType[]);
         const params = {
-            contextSize: checkNumber("contextSize", o.contextSize ?? o.nCtx ?? 4096, { integer: true, min: 16 }),
-            batchSize: checkNumber("batchSize", o.batchSize ?? 512, { integer: true, min: 1 }),
-            ubatchSize: checkNumber("ubatchSize", o.ubatchSize ?? 512, { integer: true, min: 1 }),
+            contextSize: checkNumber("contextSize", o.contextSize ?? o.nCtx ?? 4096, {
+                integer: true,
+                min: 16,
+                max: INT32_MAX,
+            }),
+            batchSize: checkNumber("batchSize", o.batchSize ?? 512, { integer: true, min: 1, max: INT32_MAX }),
+            ubatchSize: checkNumber("ubatchSize", o.ubatchSize ?? 512, { integer: true, min: 1, max: INT32_MAX }),
             parallel: checkNumber("parallel", o.parallel ?? 1, { integer: true, min: 1, max: 256 }),
             threads,
-            threadsBatch: checkNumber("threadsBatch", o.threadsBatch ?? threads, { integer: true, min: 1 }),
+            threadsBatch: checkNumber("threadsBatch", o.threadsBatch ?? threads, {
+                integer: true,
+                min: 1,
+                max: MAX_THREADS,
+            }),
             flashAttention: flash === "auto" ? -1 : flash ? 1 : 0,
             typeK: KV_TYPES[kv],
             typeV: KV_TYPES[kv],
         };
-        const native = new (loadNative().Context)();
+        // llama.cpp sizes the whole KV cache (contextSize × parallel cells) in 32 bits.
+        if (params.contextSize * params.parallel > INT32_MAX) {
+            throw new LlamaVlmError(
+                "INVALID_OPTION",
+                `contextSize × parallel = ${params.contextSize} × ${params.parallel} is over the ${INT32_MAX} cells llama.cpp can address`,
+            );
+        }
+        const native = model.newNativeContext();
         let context: Context | undefined;
         try {
             await native.init(model.native, model.nativeProjector, params, (events) => context?.onEvents(events));
@@ -225,10 +264,15 @@ export class Context {
         let wake: (() => void) | undefined;
         let finished = false;
         let failure: unknown;
-        const result = this.run(request, (chunk) => {
-            queue.push(chunk);
-            wake?.();
-        }).then(
+        const control: StreamControl = { closed: false };
+        const result = this.run(
+            request,
+            (chunk) => {
+                queue.push(chunk);
+                wake?.();
+            },
+            control,
+        ).then(
             (r) => {
                 finished = true;
                 wake?.();
@@ -256,6 +300,9 @@ export class Context {
                 return { value: undefined, done: true };
             },
             async return(): Promise<IteratorResult<StreamChunk>> {
+                // The consumer stopped reading (break, return): stop generating too.
+                control.closed = true;
+                control.cancel?.();
                 finished = true;
                 return { value: undefined, done: true };
             },
@@ -274,10 +321,15 @@ export class Context {
         requests: readonly CompletionRequest[],
         options: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal } = {},
     ): Promise<Array<CompletionResult | LlamaVlmError>> {
+        if (!Array.isArray(requests)) throw invalid("requests", "an array of requests", requests);
         let done = 0;
         return Promise.all(
             requests.map((r) =>
-                this.complete(options.signal && !r.signal ? { ...r, signal: options.signal } : r).then(
+                this.complete(
+                    options.signal && typeof r === "object" && r !== null && !r.signal
+                        ? { ...r, signal: options.signal }
+                        : r,
+                ).then(
                     (result) => {
                         options.onProgress?.(++done, requests.length);
                         return result;
@@ -291,7 +343,11 @@ export class Context {
         );
     }
 
-    private async run(request: CompletionRequest, onChunk: ((chunk: StreamChunk) => void) | undefined) {
+    private async run(
+        request: CompletionRequest,
+        onChunk: ((chunk: StreamChunk) => void) | undefined,
+        control?: StreamControl,
+    ) {
         if (this.disposed) throw new LlamaVlmError("DISPOSED", "The context was disposed");
         const r = checkObject("request", request) as CompletionRequest & Record<string, unknown>;
         checkKnownKeys("the request", r, REQUEST_KEYS);
@@ -309,10 +365,14 @@ export class Context {
             }
             return r[name] ?? r[alias];
         };
-        const maxTokens = checkNumber("maxTokens", pick("maxTokens", "nPredict") ?? -1, { integer: true, min: -1 });
+        // Past INT32_MAX (which the engine takes) a limit means the same as INT32_MAX: until the context is full.
+        const maxTokens = Math.min(
+            checkNumber("maxTokens", pick("maxTokens", "nPredict") ?? -1, { integer: true, min: -1 }),
+            INT32_MAX,
+        );
         const stopList = pick("stop", "stopStrings") ?? [];
         if (!Array.isArray(stopList)) throw invalid("stop", "an array of strings", stopList);
-        const stops = stopList.map((s, i) => checkString(`stop[${i}]`, s));
+        const stops = stopList.map((s, i) => checkString(`stop[${i}]`, s, { nonEmpty: true }));
         const nProbs = checkNumber("nProbs", r.nProbs ?? 0, { integer: true, min: 0, max: 1000 });
         const native = loadNative();
         const resolved = resolveSampling(sampling, {
@@ -322,11 +382,20 @@ export class Context {
         });
         const budget = resolveBudget(r.imageBudget);
         const signal = r.signal;
+        if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid("signal", "an AbortSignal", signal);
         const { textParts, images } = this.buildPrompt(r);
         if (images.length > 0 && this.model.nativeProjector === null) {
             throw new LlamaVlmError(
                 "INVALID_OPTION",
                 "The request has images but the model was loaded without a projector",
+            );
+        }
+        // Every image takes at least one token: a prompt with more images than the context has cells is refused
+        // before any is decoded (the engine checks the exact count after preprocessing, before encoding).
+        if (images.length >= this.contextSize) {
+            throw new LlamaVlmError(
+                "OVER_CONTEXT",
+                `The request has ${images.length} images but a sequence holds ${this.contextSize} tokens, and each image takes at least one`,
             );
         }
         const prepared: PreparedImage[] = [];
@@ -336,6 +405,7 @@ export class Context {
         }
         if (signal?.aborted) throw new LlamaVlmError("ABORTED", "The request was aborted before it started");
         if (this.disposed) throw new LlamaVlmError("DISPOSED", "The context was disposed");
+        if (control?.closed) throw new LlamaVlmError("ABORTED", "The stream was closed before the request started");
 
         return new Promise<CompletionResult>((resolve, reject) => {
             let id: number;
@@ -354,6 +424,7 @@ export class Context {
             }
             const onAbort = () => this.native.cancel(id);
             signal?.addEventListener("abort", onAbort, { once: true });
+            if (control) control.cancel = onAbort;
             if (this.pending.size === 0) this.native.ref();
             this.pending.set(id, {
                 decoder: new TextDecoder("utf-8"),
@@ -362,6 +433,7 @@ export class Context {
                 tokens: [],
                 probs: nProbs > 0 ? [] : undefined,
                 stopped: false,
+                maxTokens,
                 onChunk,
                 resolve,
                 reject,
@@ -376,13 +448,18 @@ export class Context {
             throw new LlamaVlmError("INVALID_OPTION", 'A request needs exactly one of "prompt" or "messages"');
         }
         if (r.prompt !== undefined) {
-            const prompt = checkString("prompt", r.prompt);
+            const prompt = checkText("prompt", r.prompt);
             const images = r.images ?? [];
             if (!Array.isArray(images)) throw invalid("images", "an array", images);
+            if (prompt.length === 0 && images.length === 0) {
+                throw new LlamaVlmError("INVALID_OPTION", 'The "prompt" is empty and the request has no images');
+            }
             if (r.chatTemplate !== undefined)
                 throw new LlamaVlmError("INVALID_OPTION", '"chatTemplate" applies to "messages", not "prompt"');
             const parts = prompt.split(MEDIA_MARKER);
-            if (images.length > 0 && parts.length === 1) return { textParts: ["", ...parts], images };
+            if (images.length > 0 && parts.length === 1) {
+                return { textParts: [...images.map(() => ""), ...parts], images };
+            }
             if (parts.length - 1 !== images.length) {
                 throw new LlamaVlmError(
                     "INVALID_OPTION",
@@ -398,9 +475,11 @@ export class Context {
         // A marker no user text contains, so typed markers never become image slots.
         let marker: string;
         const allText = JSON.stringify(
-            r.messages.map((m) =>
-                typeof m.content === "string" ? m.content : m.content.filter((p) => typeof p === "string"),
-            ),
+            r.messages.map((m: unknown) => {
+                // Not validated yet (that happens below, message by message): anything may be here.
+                const content = (m as { content?: unknown } | null)?.content;
+                return Array.isArray(content) ? content.filter((p) => typeof p === "string") : content;
+            }),
         );
         do marker = `<__llama_vlm_image_${randomBytes(8).toString("hex")}__>`;
         while (allText.includes(marker));
@@ -409,12 +488,12 @@ export class Context {
             const msg = checkObject(`messages[${i}]`, m);
             const role = checkOneOf(`messages[${i}].role`, msg.role, ["system", "user", "assistant"] as const);
             const content = msg.content;
-            if (typeof content === "string") return { role, content };
+            if (typeof content === "string") return { role, content: checkText(`messages[${i}].content`, content) };
             if (!Array.isArray(content))
                 throw invalid(`messages[${i}].content`, "a string or an array of parts", content);
             let text = "";
             for (const [k, part] of content.entries()) {
-                if (typeof part === "string") text += part;
+                if (typeof part === "string") text += checkText(`messages[${i}].content[${k}]`, part);
                 else if (typeof part === "object" && part !== null && "image" in part) {
                     images.push(part.image);
                     text += marker;
@@ -440,7 +519,7 @@ export class Context {
             const p = this.pending.get(e.id);
             if (p === undefined) continue;
             if (e.type === "token") {
-                if (p.stopped) continue;
+                if (p.stopped || p.tokens.length === p.maxTokens) continue;
                 p.tokens.push(e.token);
                 const piece = p.decoder.decode(e.bytes, { stream: true });
                 const { text, stopped } = p.stop.push(piece);

@@ -20,6 +20,8 @@ export type LlamaVlmErrorCode =
     | "DISPOSED"
     /** The operation was cancelled through its AbortSignal. */
     | "ABORTED"
+    /** The engine process of an isolated model (`isolation: "process"`) died while running the request; it restarts for the next one. */
+    | "CRASHED"
     /** llama.cpp reported a failure that fits none of the codes above. */
     | "NATIVE_ERROR";
 
@@ -45,6 +47,7 @@ const CODES = new Set<string>([
     "INVALID_OPTION",
     "DISPOSED",
     "ABORTED",
+    "CRASHED",
     "NATIVE_ERROR",
 ]);
 

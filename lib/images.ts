@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import { gunzipSync } from "node:zlib";
 import sharp from "sharp";
 import { LlamaVlmError } from "./errors.js";
-import { checkNumber, checkOneOf, invalid } from "./validate.js";
+import { checkKnownKeys, checkNumber, checkObject, checkOneOf, invalid } from "./validate.js";
 
 /** Raw pixels: 8-bit RGB (3 channels) or RGBA (4 channels, alpha flattened on white), row-major. */
 export interface RawImage {
@@ -42,12 +43,72 @@ sharp.cache(false);
 const DEFAULT_BUDGET = { maxPixels: 4_000_000, overBudget: "downscale", maxInputPixels: 100_000_000 } as const;
 
 export function resolveBudget(budget: ImageBudget = {}): Required<ImageBudget> {
+    checkKnownKeys("imageBudget", checkObject("imageBudget", budget), Object.keys(DEFAULT_BUDGET));
     const b = { ...DEFAULT_BUDGET, ...budget };
     return {
         maxPixels: checkNumber("maxPixels", b.maxPixels, { integer: true, min: 1 }),
         overBudget: checkOneOf("overBudget", b.overBudget, ["downscale", "error"] as const),
         maxInputPixels: checkNumber("maxInputPixels", b.maxInputPixels, { integer: true, min: 1 }),
     };
+}
+
+/**
+ * Longest side over shortest side. Encoders that scale the longest side to a fixed size (SmolVLM: 512) round a
+ * side past that ratio down to 0 pixels and fail; 200:1 is also the limit of Qwen2.5-VL's own preprocessor.
+ */
+const MAX_ASPECT_RATIO = 200;
+
+/** SVG references that stay inside the document: a fragment (#id) or a data: URI. */
+function isLocalReference(value: string): boolean {
+    const v = value.replace(/\s+/g, "").toLowerCase();
+    return v.startsWith("#") || v.startsWith("data:");
+}
+
+const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+function codePoint(n: number): string {
+    return String.fromCodePoint(Number.isInteger(n) && n >= 0 && n < 0x110000 ? n : 0xfffd);
+}
+
+/**
+ * Refuses an SVG (or gzip-compressed SVG) that references anything outside itself: librsvg would read files
+ * next to it or beyond, and an image given as input must not make the process fetch or read anything. Looks at
+ * the text with XML character references and CSS escapes decoded, so they cannot hide a reference.
+ */
+function checkSvgReferences(bytes: Uint8Array, name: string): void {
+    let data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (data[0] === 0x1f && data[1] === 0x8b) {
+        try {
+            data = gunzipSync(data, { maxOutputLength: 64 * 1024 * 1024 });
+        } catch {
+            return; // not gzip that unpacks within the limit: libvips cannot load it as an SVG either
+        }
+    }
+    // SVG is XML: after a byte order mark and white space it starts with "<", which no binary format does.
+    let start = data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0;
+    while (start < data.length && (data[start] === 0x20 || (data[start]! >= 0x09 && data[start]! <= 0x0d))) start++;
+    if (data[start] !== 0x3c || !/<svg/i.test(data.toString("latin1"))) return;
+    const refuse = (what: string): never => {
+        throw new LlamaVlmError(
+            "IMAGE_DECODE_FAILED",
+            `${name} is an SVG that references ${what}; SVGs may only reference their own elements and data: URIs`,
+        );
+    };
+    const text = data
+        .toString("utf8")
+        .replace(/&#x([0-9a-f]+);?/gi, (_, hex: string) => codePoint(Number.parseInt(hex, 16)))
+        .replace(/&#([0-9]+);?/g, (_, dec: string) => codePoint(Number(dec)))
+        .replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => XML_ENTITIES[e]!)
+        .replace(/\\([0-9a-f]{1,6})\s?/gi, (_, hex: string) => codePoint(Number.parseInt(hex, 16)))
+        .replace(/\\(.)/g, "$1");
+    if (/<!ENTITY/i.test(text)) refuse("entities it declares (<!ENTITY>)");
+    if (/@import/i.test(text)) refuse("a style sheet (@import)");
+    for (const m of text.matchAll(/\bhref\s*=\s*(["'])(.*?)\1/gis)) {
+        if (!isLocalReference(m[2]!)) refuse(`"${m[2]!.slice(0, 200)}" (href)`);
+    }
+    for (const m of text.matchAll(/\burl\s*\(\s*(["']?)(.*?)\1\s*\)/gis)) {
+        if (!isLocalReference(m[2]!)) refuse(`"${m[2]!.slice(0, 200)}" (url())`);
+    }
 }
 
 function describe(input: ImageInput, index: number): string {
@@ -70,9 +131,15 @@ export async function prepareImage(
             throw new LlamaVlmError("FILE_NOT_FOUND", `Image file not found: ${input}`);
         }
         if (!stat.isFile()) throw new LlamaVlmError("FILE_NOT_FOUND", `Image path is not a file: ${input}`);
-        source = sharp(input, { limitInputPixels: budget.maxInputPixels, failOn: "error", animated: false });
+        // Read here rather than by path: the bytes checked for SVG references are the bytes decoded, and an SVG
+        // decoded from memory has no base directory to resolve relative file references against.
+        const bytes = await fs.promises.readFile(input);
+        if (bytes.byteLength === 0) throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} is empty`);
+        checkSvgReferences(bytes, name);
+        source = sharp(bytes, { limitInputPixels: budget.maxInputPixels, failOn: "error", animated: false });
     } else if (input instanceof Uint8Array) {
         if (input.byteLength === 0) throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} is empty`);
+        checkSvgReferences(input, name);
         source = sharp(input, { limitInputPixels: budget.maxInputPixels, failOn: "error", animated: false });
     } else if (typeof input === "object" && input !== null && input.data instanceof Uint8Array) {
         const width = checkNumber(`${name}.width`, input.width, { integer: true, min: 1 });
@@ -106,6 +173,12 @@ export async function prepareImage(
         const height = meta.autoOrient?.height ?? meta.height ?? 0;
         if (width < 1 || height < 1)
             throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} has no pixels (${width}×${height})`);
+        if (Math.max(width / height, height / width) > MAX_ASPECT_RATIO) {
+            throw new LlamaVlmError(
+                "IMAGE_DECODE_FAILED",
+                `${name} is ${width}×${height}, more elongated than the ${MAX_ASPECT_RATIO}:1 the vision encoders take (crop or pad it)`,
+            );
+        }
         let pipeline = source.rotate().flatten({ background: "#ffffff" }).toColourspace("srgb");
         if (width * height > budget.maxPixels) {
             if (budget.overBudget === "error") {

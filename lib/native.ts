@@ -144,6 +144,8 @@ export interface NativeContext {
     ref(): void;
     unref(): void;
     dispose(): Promise<void>;
+    /** Test-only (LLAMA_VLM_TEST_FAULTS=1): "abort" makes the engine thread abort natively before its next decode. */
+    testFault(kind: "abort"): void;
 }
 
 /** @internal */

@@ -1,5 +1,5 @@
 import { LlamaVlmError } from "./errors.js";
-import { checkBoolean, checkNumber, checkObject, checkOneOf, checkString, invalid } from "./validate.js";
+import { checkBoolean, checkNumber, checkObject, checkOneOf, checkString, INT32_MAX, invalid } from "./validate.js";
 
 /** Names of the samplers whose order `samplerOrder` sets. The token picker (greedy, dist, mirostat) is always last. */
 export const SAMPLER_NAMES = [
@@ -158,6 +158,79 @@ export interface NativeSampling {
     order: string[];
 }
 
+/** The native sampler takes its real-valued options as float32: a larger magnitude would become ±Infinity there. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+const FLOAT_KEYS = [
+    "temperature",
+    "dynatempRange",
+    "dynatempExponent",
+    "topP",
+    "minP",
+    "typicalP",
+    "tfsZ",
+    "repeatPenalty",
+    "frequencyPenalty",
+    "presencePenalty",
+    "dryMultiplier",
+    "dryBase",
+    "xtcProbability",
+    "xtcThreshold",
+    "topNSigma",
+    "mirostatTau",
+    "mirostatEta",
+] as const satisfies readonly (keyof NativeSampling)[];
+
+/**
+ * llama.cpp parses GBNF and expands its rules recursively, on the calling thread's stack: nesting and rule
+ * counts far past these (about 15,000 parentheses or 60,000 chained rules on an 8 MiB stack) overflow it and
+ * crash the process. The limits leave room for smaller thread stacks (worker threads get 4 MiB).
+ */
+const GRAMMAR_MAX_NESTING = 1000;
+const GRAMMAR_MAX_RULES = 10_000;
+
+function checkGrammar(name: string, grammar: string): string {
+    let depth = 0;
+    let deepest = 0;
+    let rules = 0;
+    for (let i = 0; i < grammar.length; i++) {
+        const c = grammar[i];
+        if (c === '"' || c === "[") {
+            const end = c === '"' ? '"' : "]";
+            for (i++; i < grammar.length && grammar[i] !== end; i++) if (grammar[i] === "\\") i++;
+        } else if (c === "#") {
+            while (i < grammar.length && grammar[i] !== "\n") i++;
+        } else if (c === "(") {
+            deepest = Math.max(deepest, ++depth);
+        } else if (c === ")") {
+            depth = Math.max(0, depth - 1);
+        } else if (c === ":" && grammar.startsWith("::=", i)) {
+            rules++;
+        }
+    }
+    if (deepest > GRAMMAR_MAX_NESTING) {
+        throw new LlamaVlmError(
+            "INVALID_OPTION",
+            `"${name}" gives a grammar that nests parentheses ${deepest} deep; at most ${GRAMMAR_MAX_NESTING} are allowed`,
+        );
+    }
+    if (rules > GRAMMAR_MAX_RULES) {
+        throw new LlamaVlmError(
+            "INVALID_OPTION",
+            `"${name}" gives a grammar of ${rules} rules; at most ${GRAMMAR_MAX_RULES} are allowed`,
+        );
+    }
+    return grammar;
+}
+
+/**
+ * The native sampler takes these counts as int32. Past INT32_MAX they mean what INT32_MAX means (more than any
+ * vocabulary or context holds), so they are clamped rather than left to wrap around.
+ */
+function clampInt32(n: number): number {
+    return Math.min(n, INT32_MAX);
+}
+
 function logitBiasPairs(value: unknown): number[] {
     const entries: Array<[unknown, unknown]> = Array.isArray(value)
         ? value.map((pair, i) => {
@@ -168,9 +241,9 @@ function logitBiasPairs(value: unknown): number[] {
         : Object.entries(checkObject("logitBias", value)).map(([k, v]) => [Number(k), v] as [unknown, unknown]);
     const flat: number[] = [];
     for (const [token, bias] of entries) {
-        checkNumber("logitBias token", token, { integer: true, min: 0 });
-        if (typeof bias !== "number" || Number.isNaN(bias) || bias === Number.POSITIVE_INFINITY) {
-            throw invalid(`logitBias[${String(token)}]`, "a finite number or -Infinity", bias);
+        checkNumber("logitBias token", token, { integer: true, min: 0, max: INT32_MAX });
+        if (typeof bias !== "number" || !(bias === Number.NEGATIVE_INFINITY || Math.abs(bias) <= FLOAT32_MAX)) {
+            throw invalid(`logitBias[${String(token)}]`, `-Infinity or a number of magnitude <= ${FLOAT32_MAX}`, bias);
         }
         flat.push(token as number, bias);
     }
@@ -190,12 +263,12 @@ export function resolveSampling(
         temperature: checkNumber("temperature", o.temperature, { min: 0 }),
         dynatempRange: checkNumber("dynatempRange", o.dynatempRange, { min: 0 }),
         dynatempExponent: checkNumber("dynatempExponent", o.dynatempExponent, { min: 0 }),
-        topK: checkNumber("topK", o.topK, { integer: true, min: 0 }),
+        topK: clampInt32(checkNumber("topK", o.topK, { integer: true, min: 0 })),
         topP: checkNumber("topP", o.topP, { min: 0, max: 1 }),
         minP: checkNumber("minP", o.minP, { min: 0, max: 1 }),
         typicalP: checkNumber("typicalP", o.typicalP, { min: 0, max: 1 }),
         tfsZ: checkNumber("tfsZ", o.tfsZ, { min: 0, max: 1 }),
-        minKeep: checkNumber("minKeep", o.minKeep, { integer: true, min: 0 }),
+        minKeep: clampInt32(checkNumber("minKeep", o.minKeep, { integer: true, min: 0 })),
         repeatPenalty: checkNumber("repeatPenalty", o.repeatPenalty, { min: 0 }),
         repeatLastN: checkNumber("repeatLastN", o.repeatLastN, { integer: true, min: -1 }),
         frequencyPenalty: checkNumber("frequencyPenalty", o.frequencyPenalty),
@@ -203,7 +276,7 @@ export function resolveSampling(
         penalizeNewline: checkBoolean("penalizeNewline", o.penalizeNewline),
         dryMultiplier: checkNumber("dryMultiplier", o.dryMultiplier, { min: 0 }),
         dryBase: checkNumber("dryBase", o.dryBase, { min: 1 }),
-        dryAllowedLength: checkNumber("dryAllowedLength", o.dryAllowedLength, { integer: true, min: 0 }),
+        dryAllowedLength: clampInt32(checkNumber("dryAllowedLength", o.dryAllowedLength, { integer: true, min: 0 })),
         dryPenaltyLastN: checkNumber("dryPenaltyLastN", o.dryPenaltyLastN, { integer: true, min: -1 }),
         drySequenceBreakers: [],
         xtcProbability: checkNumber("xtcProbability", o.xtcProbability, { min: 0, max: 1 }),
@@ -217,12 +290,20 @@ export function resolveSampling(
         order: [...DEFAULT_SAMPLER_ORDER],
     };
     if (out.repeatPenalty === 0) throw invalid("repeatPenalty", "a number > 0 (1 = off)", 0);
-    if (out.repeatLastN === -1) out.repeatLastN = ctx.contextSize;
-    if (out.dryPenaltyLastN === -1) out.dryPenaltyLastN = ctx.contextSize;
+    for (const key of FLOAT_KEYS) {
+        if (Math.abs(out[key]) > FLOAT32_MAX) throw invalid(key, `a number of magnitude <= ${FLOAT32_MAX}`, out[key]);
+    }
+    // No sequence holds more than contextSize tokens, so a longer window means the same; the native samplers
+    // allocate their window up front (2^31 tokens would be 8 GiB).
+    if (out.repeatLastN === -1 || out.repeatLastN > ctx.contextSize) out.repeatLastN = ctx.contextSize;
+    if (out.dryPenaltyLastN === -1 || out.dryPenaltyLastN > ctx.contextSize) out.dryPenaltyLastN = ctx.contextSize;
     if (!Array.isArray(o.drySequenceBreakers))
         throw invalid("drySequenceBreakers", "an array of strings", o.drySequenceBreakers);
     out.drySequenceBreakers = o.drySequenceBreakers.map((b, i) => checkString(`drySequenceBreakers[${i}]`, b));
     if (ctx.vocabSize !== undefined) {
+        // Keeping more candidates than the vocabulary has means keeping them all; the native tail-free sampler
+        // would otherwise set the candidate count to minKeep and read past the end of the candidate array.
+        out.minKeep = Math.min(out.minKeep, ctx.vocabSize);
         for (let i = 0; i < out.logitBias.length; i += 2) {
             if (out.logitBias[i]! >= ctx.vocabSize) {
                 throw invalid(
@@ -232,17 +313,29 @@ export function resolveSampling(
                 );
             }
         }
+        const banned = new Set<number>();
+        for (let i = 0; i < out.logitBias.length; i += 2) {
+            if (out.logitBias[i + 1] === Number.NEGATIVE_INFINITY) banned.add(out.logitBias[i]!);
+        }
+        if (banned.size >= ctx.vocabSize) {
+            throw new LlamaVlmError(
+                "INVALID_OPTION",
+                `"logitBias" bans all ${ctx.vocabSize} tokens of the vocabulary: no token could be sampled`,
+            );
+        }
     }
     if (options.seed !== undefined)
         out.seed = checkNumber("seed", options.seed, { integer: true, min: 0, max: 0xffffffff });
     if (options.grammar !== undefined && options.jsonSchema !== undefined) {
         throw new LlamaVlmError("INVALID_OPTION", 'Give either "grammar" or "jsonSchema", not both');
     }
-    if (options.grammar !== undefined) out.grammar = checkString("grammar", options.grammar, { nonEmpty: true });
+    if (options.grammar !== undefined)
+        out.grammar = checkGrammar("grammar", checkString("grammar", options.grammar, { nonEmpty: true }));
     if (options.jsonSchema !== undefined) {
         const schema = checkObject("jsonSchema", options.jsonSchema);
+        let grammar: string;
         try {
-            out.grammar = ctx.schemaToGrammar(JSON.stringify(schema));
+            grammar = ctx.schemaToGrammar(JSON.stringify(schema));
         } catch (err) {
             throw new LlamaVlmError(
                 "INVALID_OPTION",
@@ -252,6 +345,7 @@ export function resolveSampling(
                 },
             );
         }
+        out.grammar = checkGrammar("jsonSchema", grammar);
     }
     if (options.samplerOrder !== undefined) {
         if (!Array.isArray(options.samplerOrder))

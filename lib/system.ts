@@ -106,9 +106,22 @@ export function setLogger(logger: Logger | null, minLevel: LogLevel = "warn"): v
         );
     }
     const native = loadNative();
+    current = logger === null ? null : { logger, minLevel };
     if (logger === null) {
         native.setLogger(null, 0);
         return;
     }
     native.setLogger((level, line) => logger(NAMES[level] ?? "info", line), LEVELS[minLevel]);
+}
+
+let current: { logger: Logger; minLevel: LogLevel } | null = { logger: defaultLogger, minLevel: "warn" };
+
+/** The level below which log lines are dropped (null: logging is off). @internal */
+export function currentLogLevel(): LogLevel | null {
+    return current?.minLevel ?? null;
+}
+
+/** Hands a log line from elsewhere (an isolated model's engine process) to the logger set here. @internal */
+export function emitLog(level: LogLevel, message: string): void {
+    if (current !== null && LEVELS[level] >= LEVELS[current.minLevel]) current.logger(level, message);
 }

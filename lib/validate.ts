@@ -42,6 +42,37 @@ export function checkNumber(
     return value;
 }
 
+/** Largest value of the int32 fields llama.cpp takes: larger integers would wrap around in the native conversion. */
+export const INT32_MAX = 2 ** 31 - 1;
+
+/** ggml's GGML_MAX_N_THREADS: a thread pool asked for more crashes the process. */
+export const MAX_THREADS = 512;
+
+/**
+ * Text for the model: a string of well-formed UTF-16 with no NUL character. A lone surrogate would reach the
+ * model as U+FFFD (the UTF-8 conversion replaces it), and llama.cpp's built-in chat templates take text as C
+ * strings, which a NUL would cut short: both are refused, naming where they are.
+ */
+export function checkText(name: string, value: unknown): string {
+    const text = checkString(name, value);
+    const nul = text.indexOf("\0");
+    if (nul >= 0) {
+        throw new LlamaVlmError(
+            "INVALID_OPTION",
+            `"${name}" has a NUL character at index ${nul}; llama.cpp takes text as C strings, which would end there`,
+        );
+    }
+    const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.exec(text);
+    if (lone !== null) {
+        const unit = lone[0].charCodeAt(0).toString(16).toUpperCase();
+        throw new LlamaVlmError(
+            "INVALID_OPTION",
+            `"${name}" has a lone UTF-16 surrogate (U+${unit}) at index ${lone.index}: it is not Unicode text and would reach the model as U+FFFD`,
+        );
+    }
+    return text;
+}
+
 export function checkBoolean(name: string, value: unknown): boolean {
     if (typeof value !== "boolean") throw invalid(name, "a boolean", value);
     return value;

@@ -1,5 +1,8 @@
 #include "Context.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "Errors.h"
 
 namespace llama_vlm {
@@ -142,6 +145,7 @@ Napi::Function Context::Init(Napi::Env env) {
                            InstanceMethod("ref", &Context::Ref),
                            InstanceMethod("unref", &Context::Unref),
                            InstanceMethod("dispose", &Context::Dispose),
+                           InstanceMethod("testFault", &Context::TestFault),
                        });
 }
 
@@ -272,6 +276,20 @@ Napi::Value Context::Dispose(const Napi::CallbackInfo &info) {
     eventsActive_ = false;
     worker->Queue();
     return worker->Promise();
+}
+
+Napi::Value Context::TestFault(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    const char *enabled = std::getenv("LLAMA_VLM_TEST_FAULTS");
+    if (enabled == nullptr || std::string(enabled) != "1") {
+        throw ToJsError(env, "INVALID_OPTION", "test faults are off: set LLAMA_VLM_TEST_FAULTS=1 to use them");
+    }
+    if (!info[0].IsString() || info[0].As<Napi::String>().Utf8Value() != "abort") {
+        throw ToJsError(env, "INVALID_OPTION", "the only test fault is \"abort\"");
+    }
+    if (!engine_) throw ToJsError(env, "DISPOSED", "the context is not initialised or was disposed");
+    engine_->AbortBeforeNextDecode();
+    return env.Undefined();
 }
 
 }  // namespace llama_vlm

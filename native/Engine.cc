@@ -562,6 +562,7 @@ void Engine::RunDecoder() {
         if (stopping_.load()) break;
 
         if (batch.n_tokens > 0) {
+            if (abortBeforeDecode_.load()) GGML_ABORT("llama-vlm test fault: abort requested before llama_decode");
             int32_t rc = llama_decode(ctx_.get(), batch);
             if (rc != 0) {
                 if (stopping_.load()) break;

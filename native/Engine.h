@@ -114,6 +114,9 @@ class Engine {
     void Cancel(uint64_t requestId);
     // Stops the thread: queued and running requests get a DISPOSED error. Blocks until the thread exits.
     void Stop();
+    // Test-only (LLAMA_VLM_TEST_FAULTS=1): the decoder thread calls GGML_ABORT before its next llama_decode,
+    // a real native abort that takes the process down, to test process isolation.
+    void AbortBeforeNextDecode() { abortBeforeDecode_.store(true); }
 
     uint32_t contextSize() const { return nCtx_; }
     uint32_t sequenceContextSize() const { return nCtxSeq_; }
@@ -152,6 +155,7 @@ class Engine {
     uint32_t parallel_ = 1;
     std::unordered_map<uint64_t, std::shared_ptr<Request>> live_;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> abortBeforeDecode_{false};
 };
 
 }  // namespace llama_vlm

@@ -34,7 +34,9 @@ struct PendingLine {
 thread_local std::string lastError;
 
 void Dispatch(int level, const std::string &line) {
-    if (level >= GGML_LOG_LEVEL_ERROR) lastError = line;
+    // The first error since the last TakeLastError names the cause ("unknown model architecture"); the ones
+    // after it only say that the operation failed.
+    if (level >= GGML_LOG_LEVEL_ERROR && lastError.empty()) lastError = line;
     Router &r = router();
     std::lock_guard<std::mutex> lock(r.mutex);
     for (LogSink *sink : r.sinks) {

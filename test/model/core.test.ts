@@ -30,6 +30,8 @@ async function expectCode(
 
 /** Layers to offload in the parity tests (scripts/vulkan-check.sh and gpu-check.sh set 99). */
 const GPU_LAYERS = Number(process.env.LLAMA_VLM_TEST_GPU_LAYERS ?? -1);
+/** LLAMA_VLM_TEST_FLASH_ATTN=off turns flash attention off on both sides (scripts/vulkan-check.sh: lavapipe). */
+const FLASH_ATTENTION = process.env.LLAMA_VLM_TEST_FLASH_ATTN === "off" ? false : "auto";
 
 const PROMPTS = ["Describe this image.", "What text is written here?", "List the medications and their doses."];
 
@@ -50,7 +52,7 @@ describe.each(VISION_FAMILIES)("%s: greedy parity with llama-mtmd-cli", (family)
     beforeAll(async () => {
         const pair = pairs.get(family)!;
         model = await loadModel({ model: pair.model, projector: pair.projector, gpuLayers: GPU_LAYERS });
-        context = await model.createContext({ contextSize: 4096 });
+        context = await model.createContext({ contextSize: 4096, flashAttention: FLASH_ATTENTION });
     });
     afterAll(async () => {
         await model.dispose();
@@ -252,6 +254,15 @@ describe("generation (qwen2.5-vl tiny)", () => {
         const result = await stream.result;
         expect(result.stopReason).toBe("abort");
         expect(result.tokens.length).toBeLessThanOrEqual(seen + 1);
+        expect(result.tokens.length).toBeLessThan(200);
+    });
+
+    it("stops generating when the stream's consumer stops reading (break)", async () => {
+        const stream = context.stream(ask({ maxTokens: 200 }));
+        let seen = 0;
+        for await (const _ of stream) if (++seen === 3) break;
+        const result = await stream.result;
+        expect(result.stopReason).toBe("abort");
         expect(result.tokens.length).toBeLessThan(200);
     });
 
