@@ -3,13 +3,14 @@
 // result where node-gyp-build looks: build/Release/ (or --out DIR).
 //
 //   node scripts/build-native.mjs [--gpu cpu|cuda|vulkan|metal] [--portable] [--debug | --debug-info]
-//                                 [--asan] [--out DIR] [--clean]
+//                                 [--asan] [--out DIR] [--clean] [--define NAME=VALUE ...]
 //
 //   --portable    prebuilt-style binary: GGML_NATIVE off, every CPU feature level as a run-time loaded
 //                 backend (shared libraries beside the .node). Also set by LLAMA_VLM_PORTABLE=1.
 //   --debug       Debug build (-O0, assertions); --debug-info: optimised with debug info.
 //   --asan        AddressSanitizer (run node with LD_PRELOAD=$(gcc -print-file-name=libasan.so)).
 //   --gpu         GPU backend to compile in (also LLAMA_VLM_GPU); default cpu.
+//   --define      an extra CMake cache entry, e.g. where a toolkit library is (scripts/cuda-compile-check.sh).
 // Environment: JOBS (parallel compile jobs, default all cores), LLAMA_VLM_NO_CCACHE=1.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -31,6 +32,7 @@ const { values: opts } = parseArgs({
         asan: { type: "boolean", default: process.env.LLAMA_VLM_ASAN === "1" },
         out: { type: "string" },
         clean: { type: "boolean", default: false },
+        define: { type: "string", multiple: true, default: [] },
     },
 });
 
@@ -82,6 +84,14 @@ const cudaArchs =
     process.env.CMAKE_CUDA_ARCHITECTURES ??
     (opts.portable && opts.gpu === "cuda" ? PREBUILD_CUDA_ARCHITECTURES : undefined);
 if (opts.gpu === "cuda" && cudaArchs) defines.CMAKE_CUDA_ARCHITECTURES = cudaArchs;
+for (const entry of opts.define) {
+    const at = entry.indexOf("=");
+    if (at < 1) {
+        console.error(`[build] --define takes NAME=VALUE, got "${entry}"`);
+        process.exit(2);
+    }
+    defines[entry.slice(0, at)] = entry.slice(at + 1);
+}
 const cacheArgs = cmakeCacheArgs().map((a) => a.replace(/^-D/, "--CD"));
 const parallel = cmakeParallelArgs()[1];
 const started = Date.now();

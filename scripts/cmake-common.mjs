@@ -14,7 +14,11 @@ function has(cmd) {
 /** Compiler launcher arguments: ccache when it is installed (the second build of a tree is then seconds). */
 export function cmakeCacheArgs() {
     if (process.env.LLAMA_VLM_NO_CCACHE || !has("ccache")) return [];
-    return ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"];
+    return [
+        "-DCMAKE_C_COMPILER_LAUNCHER=ccache",
+        "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache",
+        "-DCMAKE_CUDA_COMPILER_LAUNCHER=ccache",
+    ];
 }
 
 /** Build parallelism: every core, unless JOBS says otherwise. */

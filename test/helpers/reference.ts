@@ -32,6 +32,7 @@ export async function runMtmdCli(opts: {
     const toolsDir = process.env.LLAMA_VLM_TEST_TOOLS_DIR ?? ensureLlamaTools();
     const bin = path.join(toolsDir, "llama-mtmd-cli");
     const offload = process.env.LLAMA_VLM_TEST_GPU_LAYERS ? ["-ngl", process.env.LLAMA_VLM_TEST_GPU_LAYERS] : [];
+    if (process.env.LLAMA_VLM_TEST_FLASH_ATTN === "off") offload.push("-fa", "off");
     const { stdout, stderr } = await run(
         bin,
         [

@@ -34,8 +34,11 @@ export interface ToolResult {
     readonly stderr: string;
 }
 
+/** Default tool deadline; the software-Vulkan check (scripts/vulkan-check.sh) raises it, lavapipe is slow. */
+const TOOL_TIMEOUT_MS = Number(process.env.LLAMA_VLM_TEST_TOOL_TIMEOUT_MS ?? 120_000);
+
 /** Runs a tool to completion and collects its output (never rejects on a non-zero exit). */
-export function runTool(tool: LlamaTool, args: readonly string[], timeoutMs = 120_000): Promise<ToolResult> {
+export function runTool(tool: LlamaTool, args: readonly string[], timeoutMs = TOOL_TIMEOUT_MS): Promise<ToolResult> {
     const file = path.join(ensureLlamaTools(), tool);
     return new Promise((resolve, reject) => {
         execFile(
