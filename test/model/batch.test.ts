@@ -157,6 +157,9 @@ describe("batched decoding", () => {
         expect(counts.bad).toBeGreaterThan(5);
         expect(counts.aborted).toBeGreaterThan(10);
         console.log(`RSS after 20: ${(rssAfter20 / 1e6).toFixed(1)} MB, after 200: ${(rssEnd / 1e6).toFixed(1)} MB`);
-        expect(rssEnd / rssAfter20, `RSS after 20: ${rssAfter20}, after 200: ${rssEnd}`).toBeLessThan(1.1);
+        // Under AddressSanitizer (scripts/asan-check.sh) freed memory waits in its quarantine (256 MB) before
+        // reuse, so RSS grows by design; leaks are LeakSanitizer's job there.
+        if (!process.env.LD_PRELOAD?.includes("libasan"))
+            expect(rssEnd / rssAfter20, `RSS after 20: ${rssAfter20}, after 200: ${rssEnd}`).toBeLessThan(1.1);
     });
 });
