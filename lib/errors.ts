@@ -36,7 +36,8 @@ export class LlamaVlmError extends Error {
     }
 }
 
-const CODES = new Set<string>([
+/** Every error code, for code that checks them (the fuzzer). @internal */
+export const ERROR_CODES: readonly LlamaVlmErrorCode[] = [
     "NATIVE_LOAD_FAILED",
     "FILE_NOT_FOUND",
     "INVALID_MODEL",
@@ -49,7 +50,8 @@ const CODES = new Set<string>([
     "ABORTED",
     "CRASHED",
     "NATIVE_ERROR",
-]);
+];
+const CODES = new Set<string>(ERROR_CODES);
 
 /** Turns an error thrown by the native addon (an Error with a string `code`) into a LlamaVlmError. */
 export function fromNative(error: unknown): LlamaVlmError {

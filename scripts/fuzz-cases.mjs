@@ -1,23 +1,13 @@
 // The fuzzer's cases: a seeded generator of request shapes and sampler options (valid values, and faults whose
 // error code the generator knows), and the checks a settled case must pass. Used by scripts/fuzz.mjs; kept free
-// of the library so that a case can be generated and printed without loading the addon.
+// of the native addon so that a case can be generated and printed without loading it (the two modules of the
+// compiled library it takes its lists from load no addon).
+import { ERROR_CODES } from "../dist/errors.js";
+import { SAMPLER_NAMES } from "../dist/sampling.js";
 import { Rng, rawPixels } from "./script-fixtures.mjs";
 
 export const MARKER = "<__media__>";
-export const KNOWN_CODES = new Set([
-    "NATIVE_LOAD_FAILED",
-    "FILE_NOT_FOUND",
-    "INVALID_MODEL",
-    "PROJECTOR_MISMATCH",
-    "IMAGE_DECODE_FAILED",
-    "OVER_BUDGET",
-    "OVER_CONTEXT",
-    "INVALID_OPTION",
-    "DISPOSED",
-    "ABORTED",
-    "CRASHED",
-    "NATIVE_ERROR",
-]);
+export const KNOWN_CODES = new Set(ERROR_CODES);
 
 /** The two contexts cases run on: "main" (room for 3 images and output) and "small" (prompts may not fit). */
 export const TARGETS = {
@@ -132,18 +122,6 @@ const SAMPLING = {
             ]),
     },
 };
-const SAMPLER_NAMES = [
-    "penalties",
-    "dry",
-    "topNSigma",
-    "topK",
-    "tfsZ",
-    "typicalP",
-    "topP",
-    "minP",
-    "xtc",
-    "temperature",
-];
 /** The tiny model's vocabulary size (the real Qwen2 vocabulary). */
 const VOCAB = 151936;
 
