@@ -4,16 +4,16 @@
 #include <string>
 
 #include "Errors.h"
+#include "SafeJs.h"
 
 namespace llama_vlm {
 namespace {
 
-class ContextInitWorker : public Napi::AsyncWorker {
+class ContextInitWorker : public PromiseWorker<> {
   public:
     ContextInitWorker(Napi::Env env, Context *owner, Napi::Object ownerObject, SharedModel model,
                       SharedProjector projector, EngineParams params)
-        : Napi::AsyncWorker(env, "llama-vlm:ContextInitWorker"),
-          deferred_(Napi::Promise::Deferred::New(env)),
+        : PromiseWorker(env, "llama-vlm:ContextInitWorker"),
           owner_(owner),
           model_(std::move(model)),
           projector_(std::move(projector)),
@@ -21,58 +21,43 @@ class ContextInitWorker : public Napi::AsyncWorker {
         ownerRef_ = Napi::Persistent(ownerObject);
     }
 
-    Napi::Promise Promise() const { return deferred_.Promise(); }
-
     void Execute() override {
         try {
             engine_ = std::make_unique<Engine>(model_, projector_, params_);
         } catch (const VlmError &e) {
-            code_ = e.code();
-            SetError(e.what());
+            Fail(e.code(), e.what());
         }
     }
 
-    void OnOK() override {
-        owner_->Started(std::move(engine_), Env());
-        deferred_.Resolve(Env().Undefined());
-    }
-
-    void OnError(const Napi::Error &error) override {
-        deferred_.Reject(ToJsError(Env(), code_, error.Message()).Value());
+    napi_value Resolved(SafeJs &js) override {
+        owner_->Started(std::move(engine_));
+        return js.Undefined();
     }
 
   private:
-    Napi::Promise::Deferred deferred_;
     Context *owner_;
     Napi::ObjectReference ownerRef_;
     SharedModel model_;
     SharedProjector projector_;
     EngineParams params_;
     std::unique_ptr<Engine> engine_;
-    std::string code_ = "NATIVE_ERROR";
 };
 
 // Stops the engine thread off the JS thread: it may be inside a long image encode.
-class ContextDisposeWorker : public Napi::AsyncWorker {
+class ContextDisposeWorker : public PromiseWorker<> {
   public:
     ContextDisposeWorker(Napi::Env env, std::unique_ptr<Engine> engine, Napi::ThreadSafeFunction events, bool active)
-        : Napi::AsyncWorker(env, "llama-vlm:ContextDisposeWorker"),
-          deferred_(Napi::Promise::Deferred::New(env)),
+        : PromiseWorker(env, "llama-vlm:ContextDisposeWorker"),
           engine_(std::move(engine)),
           events_(std::move(events)),
           active_(active) {}
-
-    Napi::Promise Promise() const { return deferred_.Promise(); }
 
     void Execute() override {
         engine_.reset();  // Stop() + join; the last events (DISPOSED) are queued on the TSFN before release
         if (active_) events_.Release();
     }
 
-    void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-
   private:
-    Napi::Promise::Deferred deferred_;
     std::unique_ptr<Engine> engine_;
     Napi::ThreadSafeFunction events_;
     bool active_;
@@ -85,50 +70,50 @@ int32_t I32(const Napi::Object &o, const char *key) {
     return o.Get(key).As<Napi::Number>().Int32Value();
 }
 
-Napi::Value EventsToJs(Napi::Env env, const std::vector<Event> &events) {
-    Napi::Array out = Napi::Array::New(env, events.size());
-    for (size_t i = 0; i < events.size(); ++i) {
+napi_value EventsToJs(SafeJs &js, const std::vector<Event> &events) {
+    napi_value out = js.Array(events.size());
+    for (size_t i = 0; i < events.size() && js.ok(); ++i) {
         const Event &e = events[i];
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("id", Napi::Number::New(env, static_cast<double>(e.requestId)));
+        napi_value o = js.Object();
+        js.Set(o, "id", static_cast<double>(e.requestId));
         switch (e.kind) {
             case Event::Kind::Token: {
-                o.Set("type", "token");
-                o.Set("token", e.token);
-                o.Set("bytes", Napi::Buffer<char>::Copy(env, e.bytes.data(), e.bytes.size()));
+                js.Set(o, "type", "token");
+                js.Set(o, "token", e.token);
+                js.Set(o, "bytes", js.Bytes(e.bytes));
                 if (!e.probs.empty()) {
-                    Napi::Array probs = Napi::Array::New(env, e.probs.size());
+                    napi_value probs = js.Array(e.probs.size());
                     for (size_t k = 0; k < e.probs.size(); ++k) {
-                        Napi::Object p = Napi::Object::New(env);
-                        p.Set("token", e.probs[k].first);
-                        p.Set("probability", e.probs[k].second);
-                        probs.Set(static_cast<uint32_t>(k), p);
+                        napi_value p = js.Object();
+                        js.Set(p, "token", e.probs[k].first);
+                        js.Set(p, "probability", e.probs[k].second);
+                        js.Set(probs, static_cast<uint32_t>(k), p);
                     }
-                    o.Set("probs", probs);
+                    js.Set(o, "probs", probs);
                 }
                 break;
             }
             case Event::Kind::Done: {
-                o.Set("type", "done");
-                o.Set("stopReason", e.stopReason);
-                Napi::Object t = Napi::Object::New(env);
-                t.Set("imageEncodeMs", e.timings.imageEncodeMs);
-                t.Set("imageTokens", e.timings.imageTokens);
-                t.Set("imageCacheHits", e.timings.imageCacheHits);
-                t.Set("promptMs", e.timings.promptMs);
-                t.Set("promptTokens", e.timings.promptTokens);
-                t.Set("generateMs", e.timings.generateMs);
-                t.Set("generatedTokens", e.timings.generatedTokens);
-                o.Set("timings", t);
+                js.Set(o, "type", "done");
+                js.Set(o, "stopReason", e.stopReason);
+                napi_value t = js.Object();
+                js.Set(t, "imageEncodeMs", e.timings.imageEncodeMs);
+                js.Set(t, "imageTokens", e.timings.imageTokens);
+                js.Set(t, "imageCacheHits", e.timings.imageCacheHits);
+                js.Set(t, "promptMs", e.timings.promptMs);
+                js.Set(t, "promptTokens", e.timings.promptTokens);
+                js.Set(t, "generateMs", e.timings.generateMs);
+                js.Set(t, "generatedTokens", e.timings.generatedTokens);
+                js.Set(o, "timings", t);
                 break;
             }
             case Event::Kind::Error:
-                o.Set("type", "error");
-                o.Set("code", e.code);
-                o.Set("message", e.message);
+                js.Set(o, "type", "error");
+                js.Set(o, "code", e.code);
+                js.Set(o, "message", e.message);
                 break;
         }
-        out.Set(static_cast<uint32_t>(i), o);
+        js.Set(out, static_cast<uint32_t>(i), o);
     }
     return out;
 }
@@ -185,7 +170,7 @@ Napi::Value Context::InitEngine(const Napi::CallbackInfo &info) {
     return worker->Promise();
 }
 
-void Context::Started(std::unique_ptr<Engine> engine, Napi::Env /*env*/) {
+void Context::Started(std::unique_ptr<Engine> engine) {
     engine_ = std::move(engine);
     Napi::ThreadSafeFunction tsfn = events_;
     engine_->Start([tsfn](std::vector<Event> &&events) mutable {
@@ -193,7 +178,9 @@ void Context::Started(std::unique_ptr<Engine> engine, Napi::Env /*env*/) {
         napi_status status = tsfn.BlockingCall(batch, [](Napi::Env env, Napi::Function fn, std::vector<Event> *data) {
             std::unique_ptr<std::vector<Event>> owned(data);
             if (env == nullptr || fn == nullptr) return;
-            CallIntoJs([&] { fn.Call({EventsToJs(env, *owned)}); });
+            SafeJs js(env);
+            napi_value batch = EventsToJs(js, *owned);
+            js.Call(fn, {batch});
         });
         if (status != napi_ok) delete batch;
     });

@@ -21,7 +21,7 @@ class Context : public Napi::ObjectWrap<Context> {
     explicit Context(const Napi::CallbackInfo &info);
     ~Context() override;
 
-    void Started(std::unique_ptr<Engine> engine, Napi::Env env);
+    void Started(std::unique_ptr<Engine> engine);
 
   private:
     // init(model: Model, projector: Projector | null, params: NativeContextParams, onEvents: (events) => void):

@@ -25,20 +25,4 @@ inline Napi::Error ToJsError(Napi::Env env, const std::string &code, const std::
     return error;
 }
 
-// Runs JS-calling code from a ThreadSafeFunction callback, where no C++ exception may escape: a JS
-// exception is rethrown into JS (the app's uncaught-exception path); when even that is impossible (the
-// environment is shutting down, e.g. a worker being terminated) it is dropped.
-template <typename F>
-void CallIntoJs(F &&call) {
-    try {
-        call();
-    } catch (const Napi::Error &error) {
-        try {
-            error.ThrowAsJavaScriptException();
-        } catch (...) {
-        }
-    } catch (...) {
-    }
-}
-
 }  // namespace llama_vlm

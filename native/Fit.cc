@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "Errors.h"
+#include "SafeJs.h"
 
 namespace llama_vlm {
 namespace {
@@ -20,16 +21,10 @@ struct DevicePlan {
     size_t compute = 0;
 };
 
-class FitWorker : public Napi::AsyncWorker {
+class FitWorker : public PromiseWorker<> {
   public:
     FitWorker(Napi::Env env, std::string path, llama_context_params cparams, size_t margin)
-        : Napi::AsyncWorker(env, "llama-vlm:FitWorker"),
-          deferred_(Napi::Promise::Deferred::New(env)),
-          path_(std::move(path)),
-          cparams_(cparams),
-          margin_(margin) {}
-
-    Napi::Promise Promise() const { return deferred_.Promise(); }
+        : PromiseWorker(env, "llama-vlm:FitWorker"), path_(std::move(path)), cparams_(cparams), margin_(margin) {}
 
     void Execute() override {
         llama_model_params mparams = llama_model_default_params();
@@ -41,11 +36,11 @@ class FitWorker : public Napi::AsyncWorker {
             status_ = common_fit_params(path_.c_str(), &mparams, &cparams_, split.data(), overrides.data(),
                                         margins.data(), nCtx, nullptr, GGML_LOG_LEVEL_ERROR);
         } catch (const std::exception &e) {
-            SetError(std::string("fitting the model to device memory failed: ") + e.what());
+            Fail("INVALID_MODEL", std::string("fitting the model to device memory failed: ") + e.what());
             return;
         }
         if (status_ == COMMON_PARAMS_FIT_STATUS_ERROR) {
-            SetError("llama.cpp could not read " + path_ + " to fit it to device memory");
+            Fail("INVALID_MODEL", "llama.cpp could not read " + path_ + " to fit it to device memory");
             return;
         }
         gpuLayers_ = mparams.n_gpu_layers;
@@ -69,32 +64,26 @@ class FitWorker : public Napi::AsyncWorker {
         }
     }
 
-    void OnOK() override {
-        Napi::Env env = Env();
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("status", status_ == COMMON_PARAMS_FIT_STATUS_SUCCESS ? "fit" : "no-fit");
-        o.Set("gpuLayers", gpuLayers_);
-        Napi::Array devices = Napi::Array::New(env, devices_.size());
+    napi_value Resolved(SafeJs &js) override {
+        napi_value o = js.Object();
+        js.Set(o, "status", status_ == COMMON_PARAMS_FIT_STATUS_SUCCESS ? "fit" : "no-fit");
+        js.Set(o, "gpuLayers", gpuLayers_);
+        napi_value devices = js.Array(devices_.size());
         for (size_t i = 0; i < devices_.size(); ++i) {
-            Napi::Object d = Napi::Object::New(env);
-            d.Set("name", devices_[i].name);
-            d.Set("free", static_cast<double>(devices_[i].free));
-            d.Set("total", static_cast<double>(devices_[i].total));
-            d.Set("model", static_cast<double>(devices_[i].model));
-            d.Set("context", static_cast<double>(devices_[i].context));
-            d.Set("compute", static_cast<double>(devices_[i].compute));
-            devices.Set(static_cast<uint32_t>(i), d);
+            napi_value d = js.Object();
+            js.Set(d, "name", devices_[i].name);
+            js.Set(d, "free", static_cast<double>(devices_[i].free));
+            js.Set(d, "total", static_cast<double>(devices_[i].total));
+            js.Set(d, "model", static_cast<double>(devices_[i].model));
+            js.Set(d, "context", static_cast<double>(devices_[i].context));
+            js.Set(d, "compute", static_cast<double>(devices_[i].compute));
+            js.Set(devices, static_cast<uint32_t>(i), d);
         }
-        o.Set("devices", devices);
-        deferred_.Resolve(o);
-    }
-
-    void OnError(const Napi::Error &error) override {
-        deferred_.Reject(ToJsError(Env(), "INVALID_MODEL", error.Message()).Value());
+        js.Set(o, "devices", devices);
+        return o;
     }
 
   private:
-    Napi::Promise::Deferred deferred_;
     std::string path_;
     llama_context_params cparams_;
     size_t margin_;

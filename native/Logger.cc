@@ -1,6 +1,6 @@
 #include "Logger.h"
 
-#include "Errors.h"
+#include "SafeJs.h"
 
 #include <ggml.h>
 #include <llama.h>
@@ -109,7 +109,8 @@ void LogSink::Emit(int level, const char *line, size_t length) {
     napi_status status = tsfn_.NonBlockingCall(payload, [](Napi::Env env, Napi::Function fn, LogLine *data) {
         std::unique_ptr<LogLine> owned(data);
         if (env == nullptr || fn == nullptr) return;
-        CallIntoJs([&] { fn.Call({Napi::Number::New(env, owned->level), Napi::String::New(env, owned->text)}); });
+        SafeJs js(env);
+        js.Call(fn, {js.Number(owned->level), js.String(owned->text)});
     });
     if (status != napi_ok) delete payload;
 }

@@ -7,6 +7,7 @@
 
 #include "Errors.h"
 #include "Logger.h"
+#include "SafeJs.h"
 
 namespace llama_vlm {
 namespace {
@@ -20,18 +21,13 @@ struct LoadParams {
 };
 
 // Loads on a libuv pool thread; progress is forwarded to JS, and the abort flag stops the load.
-class ModelLoadWorker : public Napi::AsyncProgressQueueWorker<float> {
+class ModelLoadWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<float>> {
   public:
     ModelLoadWorker(Napi::Env env, Model *owner, Napi::Object ownerObject, LoadParams params, Napi::Function onProgress)
-        : Napi::AsyncProgressQueueWorker<float>(env, "llama-vlm:ModelLoadWorker"),
-          deferred_(Napi::Promise::Deferred::New(env)),
-          owner_(owner),
-          params_(std::move(params)) {
+        : PromiseWorker(env, "llama-vlm:ModelLoadWorker"), owner_(owner), params_(std::move(params)) {
         ownerRef_ = Napi::Persistent(ownerObject);
         if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
     }
-
-    Napi::Promise Promise() const { return deferred_.Promise(); }
 
     void Execute(const ExecutionProgress &progress) override {
         llama_model_params mp = llama_model_default_params();
@@ -53,44 +49,35 @@ class ModelLoadWorker : public Napi::AsyncProgressQueueWorker<float> {
         llama_model *raw = llama_model_load_from_file(params_.path.c_str(), mp);
         if (raw == nullptr) {
             if (owner_->abortFlag().load()) {
-                code_ = "ABORTED";
-                SetError("model load aborted");
+                Fail("ABORTED", "model load aborted");
             } else {
                 std::string why = TakeLastError();
-                code_ = "INVALID_MODEL";
-                SetError("llama.cpp could not load the model " + params_.path + (why.empty() ? "" : ": " + why));
+                Fail("INVALID_MODEL",
+                     "llama.cpp could not load the model " + params_.path + (why.empty() ? "" : ": " + why));
             }
             return;
         }
         model_ = SharedModel(raw, llama_model_free);
     }
 
+    // A throwing progress callback must not break the load: its exception is dropped.
     void OnProgress(const float *data, size_t count) override {
         if (onProgress_.IsEmpty() || count == 0) return;
-        try {
-            onProgress_.Call({Napi::Number::New(Env(), data[count - 1])});
-        } catch (const Napi::Error &) {
-            // A throwing progress callback must not break the load; the error is dropped.
-        }
+        SafeJs js(Env());
+        js.Call(onProgress_.Value(), {js.Number(data[count - 1])}, /*dropException=*/true);
     }
 
-    void OnOK() override {
+    napi_value Resolved(SafeJs &js) override {
         owner_->SetLoaded(Env(), std::move(model_));
-        deferred_.Resolve(Env().Undefined());
-    }
-
-    void OnError(const Napi::Error &error) override {
-        deferred_.Reject(ToJsError(Env(), code_, error.Message()).Value());
+        return js.Undefined();
     }
 
   private:
-    Napi::Promise::Deferred deferred_;
     Model *owner_;
     Napi::ObjectReference ownerRef_;  // keeps the JS Model alive while loading
     Napi::FunctionReference onProgress_;
     LoadParams params_;
     SharedModel model_;
-    std::string code_ = "NATIVE_ERROR";
 };
 
 std::string MetaString(const llama_model *model, const char *key) {

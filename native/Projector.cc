@@ -2,6 +2,7 @@
 
 #include "Errors.h"
 #include "Logger.h"
+#include "SafeJs.h"
 
 namespace llama_vlm {
 namespace {
@@ -16,19 +17,16 @@ struct ProjectorParams {
     double imageCacheBytes = 0;
 };
 
-class ProjectorLoadWorker : public Napi::AsyncWorker {
+class ProjectorLoadWorker : public PromiseWorker<> {
   public:
     ProjectorLoadWorker(Napi::Env env, Projector *owner, Napi::Object ownerObject, SharedModel model,
                         ProjectorParams params)
-        : Napi::AsyncWorker(env, "llama-vlm:ProjectorLoadWorker"),
-          deferred_(Napi::Promise::Deferred::New(env)),
+        : PromiseWorker(env, "llama-vlm:ProjectorLoadWorker"),
           owner_(owner),
           model_(std::move(model)),
           params_(std::move(params)) {
         ownerRef_ = Napi::Persistent(ownerObject);
     }
-
-    Napi::Promise Promise() const { return deferred_.Promise(); }
 
     void Execute() override {
         mtmd_context_params mp = mtmd_context_params_default();
@@ -44,12 +42,14 @@ class ProjectorLoadWorker : public Napi::AsyncWorker {
         try {
             ctx = mtmd_init_from_file(params_.path.c_str(), model_.get(), mp);
         } catch (const std::exception &e) {
-            SetError(std::string("llama.cpp could not load the projector ") + params_.path + ": " + e.what());
+            Fail("INVALID_MODEL",
+                 std::string("llama.cpp could not load the projector ") + params_.path + ": " + e.what());
             return;
         }
         if (ctx == nullptr) {
             std::string why = TakeLastError();
-            SetError("llama.cpp could not load the projector " + params_.path + (why.empty() ? "" : ": " + why));
+            Fail("INVALID_MODEL",
+                 "llama.cpp could not load the projector " + params_.path + (why.empty() ? "" : ": " + why));
             return;
         }
         state_ = std::make_shared<ProjectorState>();
@@ -58,17 +58,12 @@ class ProjectorLoadWorker : public Napi::AsyncWorker {
         state_->cache = std::make_unique<ImageCache>(static_cast<size_t>(params_.imageCacheBytes));
     }
 
-    void OnOK() override {
+    napi_value Resolved(SafeJs &js) override {
         owner_->SetLoaded(std::move(state_));
-        deferred_.Resolve(Env().Undefined());
-    }
-
-    void OnError(const Napi::Error &error) override {
-        deferred_.Reject(ToJsError(Env(), "INVALID_MODEL", error.Message()).Value());
+        return js.Undefined();
     }
 
   private:
-    Napi::Promise::Deferred deferred_;
     Projector *owner_;
     Napi::ObjectReference ownerRef_;
     SharedModel model_;

@@ -116,8 +116,8 @@ export function registerInfo(program: Command, io: CliIo): void {
                 }
             }
             const summaries = read.map(summarise);
-            const texts = read.filter((f, i) => summaries[i]!.kind === "text model");
-            const projectors = read.filter((f, i) => summaries[i]!.kind === "projector");
+            const texts = read.filter((_f, i) => summaries[i]!.kind === "text model");
+            const projectors = read.filter((_f, i) => summaries[i]!.kind === "projector");
             let pair: { ok: boolean; message: string } | undefined;
             if (texts.length === 1 && projectors.length === 1) {
                 try {
