@@ -635,6 +635,18 @@ export const OPTION_CORPUS: Record<OptionScope, Record<string, OptionSpec>> = {
                 ["not Jinja", "{% if %}"],
                 ["drops the image", "{{ 'hi' }}"],
                 ["brackets nested 4000 deep", `{{ ${"(".repeat(4000)}1${")".repeat(4000)} }}`],
+                ["a macro that calls itself", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"],
+                [
+                    "loops nested to 10^12 steps",
+                    "{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}" +
+                        "{{ a }}{% endfor %}{% endfor %}{% endfor %}",
+                ],
+                ['"x" * 10^12', "{{ 'x' * 1000000000000 }}"],
+                ["range(10^12)", "{% for i in range(1000000000000) %}{% endfor %}"],
+                [
+                    "a string doubled 50 times",
+                    "{% set ns = namespace(s='x') %}{% for i in range(50) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+                ],
             ),
         },
         maxTokens: { valid: 2, outOfRange: numbers(-2, 1.5) },
