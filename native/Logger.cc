@@ -4,6 +4,7 @@
 
 #include <ggml.h>
 #include <llama.h>
+#include <log.h>  // llama.cpp common's logger
 #include <mtmd-helper.h>
 #include <mtmd.h>
 
@@ -126,7 +127,8 @@ void InstallLogRouter() {
     std::call_once(once, [] {
         llama_log_set(OnLog, nullptr);
         ggml_log_set(OnLog, nullptr);
-        mtmd_helper_log_set(OnLog, nullptr);  // also sets mtmd_log_set
+        mtmd_helper_log_set(OnLog, nullptr);      // also sets mtmd_log_set
+        common_log_set_callback(OnLog, nullptr);  // patches/llama.cpp/0004
     });
 }
 

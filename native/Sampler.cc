@@ -1,11 +1,13 @@
 #include "Sampler.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include <json-schema-to-grammar.h>
 
 #include "Errors.h"
+#include "Logger.h"
 #include "Model.h"
 
 namespace llama_vlm {
@@ -190,10 +192,18 @@ SamplerPtr BuildSamplerChain(const SamplerParams &p, const llama_vocab *vocab, i
     }
     if (!p.grammar.empty()) {
         if (vocab == nullptr) throw VlmError("INVALID_OPTION", "a grammar needs the model's vocabulary");
+        TakeLastError();
         llama_sampler *grammar = llama_sampler_init_grammar(vocab, p.grammar.c_str(), "root");
         if (grammar == nullptr) {
-            throw VlmError("INVALID_OPTION",
-                           "the grammar does not parse as GBNF (llama.cpp's log has the position of the error)");
+            // The parser's message ends with the grammar text from the error on: keep its start.
+            std::string why = TakeLastError();
+            const std::string prefix = "error parsing grammar: ";
+            size_t at = why.find(prefix);
+            why = at == std::string::npos ? "" : why.substr(at + prefix.size());
+            while (!why.empty() && std::isspace(static_cast<unsigned char>(why.back()))) why.pop_back();
+            if (why.size() >= 3 && why.compare(why.size() - 3, 3, " at") == 0) why += " the end of the grammar";
+            if (why.size() > 160) why = why.substr(0, 160) + "…";
+            throw VlmError("INVALID_OPTION", "the grammar does not parse as GBNF" + (why.empty() ? "" : ": " + why));
         }
         llama_sampler_chain_add(chain.get(), grammar);
     }

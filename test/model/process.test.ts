@@ -9,6 +9,7 @@ import { REPO_ROOT } from "../helpers/models.js";
 // What a process does with work in flight runs in a child process: the test process must survive it.
 let script: string;
 let isolatedScript: string;
+let quietScript: string;
 
 beforeAll(async () => {
     execFileSync("npm", ["run", "compile"], { cwd: REPO_ROOT, stdio: "ignore" });
@@ -42,10 +43,55 @@ setTimeout(() => {
 }, 300);`,
             ),
     );
+    // With setLogger(null), things that make llama.cpp log: a model load, a grammar that does not parse (its
+    // parser printed to stderr itself) and a chat template that common's chat code warns about (common's own
+    // logger printed from its own thread). It prints what reached it when a logger is set, for comparison.
+    quietScript = path.join(path.dirname(script), "quiet.mjs");
+    fs.writeFileSync(
+        quietScript,
+        `import { loadModel, setLogger } from ${JSON.stringify(path.join(REPO_ROOT, "dist", "index.js"))};
+const seen = [];
+if (process.argv[2] === "null") setLogger(null);
+else setLogger((level, line) => seen.push(level + " " + line.trim()), "warn");
+const model = await loadModel({ model: ${JSON.stringify(pair.model)} });
+const ctx = await model.createContext({ contextSize: 512 });
+const codes = [];
+await ctx.complete({ prompt: "hi", grammar: "root ::= (", maxTokens: 2 }).catch((e) => codes.push(e.code));
+try {
+    model.applyChatTemplate([{ role: "user", content: "hi" }], { template: "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}" });
+} catch (e) {
+    codes.push(e.code);
+}
+await new Promise((done) => setTimeout(done, 200));
+await model.dispose();
+console.log(JSON.stringify({ codes, seen }));
+`,
+    );
 });
 
 afterAll(() => {
     fs.rmSync(path.dirname(script), { recursive: true, force: true });
+});
+
+describe("logging", () => {
+    it("setLogger(null) silences llama.cpp entirely: nothing reaches stderr, also from common's logger and the grammar parser", () => {
+        const quiet = spawnSync(process.execPath, [quietScript, "null"], { timeout: 60_000, encoding: "utf8" });
+        expect(quiet.status, quiet.stderr).toBe(0);
+        expect(JSON.parse(quiet.stdout).codes).toEqual(["INVALID_OPTION", "INVALID_OPTION"]);
+        expect(quiet.stderr).toBe("");
+        // The same lines reach a logger when one is set.
+        const logged = spawnSync(process.execPath, [quietScript, "logger"], { timeout: 60_000, encoding: "utf8" });
+        const { seen } = JSON.parse(logged.stdout) as { seen: string[] };
+        expect(
+            seen.some((l) => /^error .*error parsing grammar: expecting '\)'/.test(l)),
+            seen.join("\n"),
+        ).toBe(true);
+        expect(
+            seen.some((l) => /^warn .*render_message_to_json/.test(l)),
+            seen.join("\n"),
+        ).toBe(true);
+        expect(logged.stderr).toBe("");
+    });
 });
 
 describe("process lifetime", () => {

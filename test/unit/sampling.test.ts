@@ -244,12 +244,15 @@ describe("samplers that need a vocabulary", () => {
         const logged = new Promise<void>((resolve) => {
             setLogger((_level, line) => {
                 lines.push(line);
-                if (/parse/.test(line)) resolve();
+                if (/failed to parse grammar/.test(line)) resolve(); // logged after the parser's own line
             }, "error");
         });
         try {
-            expect(() => run({ grammar: "root ::= (" }, ramp(), [], { model: vocab })).toThrow(/grammar/);
+            expect(() => run({ grammar: "root ::= (" }, ramp(), [], { model: vocab })).toThrow(
+                "the grammar does not parse as GBNF: expecting ')' at the end of the grammar",
+            );
             await logged;
+            expect(lines.some((l) => /error parsing grammar: expecting '\)'/.test(l))).toBe(true);
             expect(lines.some((l) => /failed to parse grammar/.test(l))).toBe(true);
         } finally {
             setLogger(defaultLogger, "warn");
