@@ -361,18 +361,30 @@ export class Model {
         this.check();
         checkString("text", text);
         return Array.from(
-            nativeCall(() => this.native.tokenize(text, options.addSpecial ?? true, options.parseSpecial ?? true)),
+            nativeCall(() =>
+                this.native.tokenize(
+                    text,
+                    checkBoolean("addSpecial", options.addSpecial ?? true),
+                    checkBoolean("parseSpecial", options.parseSpecial ?? true),
+                ),
+            ),
         );
     }
 
     /** Token ids → text. */
     detokenize(tokens: readonly number[], options: { removeSpecial?: boolean; unparseSpecial?: boolean } = {}): string {
         this.check();
+        if (!Array.isArray(tokens) && !(tokens instanceof Int32Array))
+            throw invalid("tokens", "an array of token ids", tokens);
+        // Checked here: Int32Array.from would turn 1.5 into 1, "a" into 0 and 2^32 + 5 into 5 without a word.
+        const ids = Int32Array.from(tokens, (t, i) =>
+            checkNumber(`tokens[${i}]`, t, { integer: true, min: 0, max: INT32_MAX }),
+        );
         return nativeCall(() =>
             this.native.detokenize(
-                Int32Array.from(tokens),
-                options.removeSpecial ?? false,
-                options.unparseSpecial ?? true,
+                ids,
+                checkBoolean("removeSpecial", options.removeSpecial ?? false),
+                checkBoolean("unparseSpecial", options.unparseSpecial ?? true),
             ),
         );
     }

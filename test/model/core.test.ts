@@ -139,6 +139,29 @@ describe("generation (qwen2.5-vl tiny)", () => {
         expect(model.detokenize(tokens)).toBe("Hello world");
     });
 
+    it("refuses token ids that are not integers in the vocabulary, instead of coercing them", () => {
+        const code = (fn: () => unknown) => {
+            try {
+                fn();
+                return "none";
+            } catch (e) {
+                return e instanceof LlamaVlmError ? `${e.code}: ${e.message}` : String(e);
+            }
+        };
+        expect(code(() => model.detokenize(null as never))).toMatch(/^INVALID_OPTION: .*"tokens"/);
+        expect(code(() => model.detokenize([9707, 1.5]))).toMatch(/^INVALID_OPTION: .*"tokens\[1\]"/);
+        expect(code(() => model.detokenize(["9707"] as never))).toMatch(/^INVALID_OPTION: .*"tokens\[0\]"/);
+        // 2^32 + 9707 would wrap to 9707 in an Int32Array.
+        expect(code(() => model.detokenize([2 ** 32 + 9707]))).toMatch(/^INVALID_OPTION: .*"tokens\[0\]"/);
+        expect(code(() => model.detokenize([model.info.vocabSize]))).toMatch(
+            /^INVALID_OPTION: .*outside the vocabulary/,
+        );
+        expect(code(() => model.tokenize("x", { addSpecial: "no" as never }))).toMatch(
+            /^INVALID_OPTION: .*"addSpecial"/,
+        );
+        expect(model.detokenize(new Int32Array([9707, 1879]) as never)).toBe("Hello world");
+    });
+
     it("renders llama.cpp's vicuna template with USER:/ASSISTANT:", () => {
         const text = model.applyChatTemplate([{ role: "user", content: "hi" }], { template: "vicuna" });
         expect(text).toContain("USER: hi");
