@@ -26,6 +26,8 @@ class ContextInitWorker : public PromiseWorker<> {
             engine_ = std::make_unique<Engine>(model_, projector_, params_);
         } catch (const VlmError &e) {
             Fail(e.code(), e.what());
+        } catch (const std::exception &e) {
+            Fail("NATIVE_ERROR", std::string("creating the context failed: ") + e.what());
         }
     }
 
