@@ -4,7 +4,13 @@ import { fromNative, LlamaVlmError } from "./errors.js";
 import { type ImageBudget, type ImageInput, type PreparedImage, prepareImage, resolveBudget } from "./images.js";
 import type { ChatMessage, Model } from "./model.js";
 import { loadNative, type NativeContext, type NativeEvent } from "./native.js";
-import { resolveSampling, SAMPLING_ALIASES, SAMPLING_KEYS, type SamplingOptions } from "./sampling.js";
+import {
+    type NativeSampling,
+    resolveSampling,
+    SAMPLING_ALIASES,
+    SAMPLING_KEYS,
+    type SamplingOptions,
+} from "./sampling.js";
 import { StopMatcher } from "./stop.js";
 import { physicalCores } from "./system.js";
 import {
@@ -185,6 +191,8 @@ export class Context {
     readonly parallel: number;
     private readonly native: NativeContext;
     private readonly pending = new Map<number, Pending>();
+    /** Settles when the request made last has been submitted or has failed: requests start in call order. */
+    private lastSubmitted: Promise<void> = Promise.resolve();
     private disposed = false;
     private disposing: Promise<void> | undefined;
 
@@ -398,11 +406,41 @@ export class Context {
                 `The request has ${images.length} images but a sequence holds ${this.contextSize} tokens, and each image takes at least one`,
             );
         }
-        const prepared: PreparedImage[] = [];
-        for (const [i, image] of images.entries()) {
-            if (signal?.aborted) throw new LlamaVlmError("ABORTED", "The request was aborted before it started");
-            prepared.push(await prepareImage(image, i, budget));
+        // Images are prepared concurrently, but a request is submitted only after the one made before it, so
+        // that requests reach the engine (and start) in the order they were made, not in the order their
+        // images finished decoding.
+        const previous = this.lastSubmitted;
+        let submitted!: () => void;
+        this.lastSubmitted = new Promise<void>((done) => {
+            submitted = done;
+        });
+        try {
+            const prepared: PreparedImage[] = [];
+            for (const [i, image] of images.entries()) {
+                if (signal?.aborted) throw new LlamaVlmError("ABORTED", "The request was aborted before it started");
+                prepared.push(await prepareImage(image, i, budget));
+            }
+            await previous;
+            return this.submit(textParts, prepared, { maxTokens, nProbs, resolved, stops, signal, onChunk, control });
+        } finally {
+            submitted();
         }
+    }
+
+    private submit(
+        textParts: string[],
+        prepared: PreparedImage[],
+        o: {
+            maxTokens: number;
+            nProbs: number;
+            resolved: NativeSampling;
+            stops: string[];
+            signal: AbortSignal | undefined;
+            onChunk: ((chunk: StreamChunk) => void) | undefined;
+            control: StreamControl | undefined;
+        },
+    ): Promise<CompletionResult> {
+        const { maxTokens, nProbs, resolved, stops, signal, onChunk, control } = o;
         if (signal?.aborted) throw new LlamaVlmError("ABORTED", "The request was aborted before it started");
         if (this.disposed) throw new LlamaVlmError("DISPOSED", "The context was disposed");
         if (control?.closed) throw new LlamaVlmError("ABORTED", "The stream was closed before the request started");

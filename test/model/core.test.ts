@@ -11,6 +11,7 @@ import {
     type Model,
 } from "../../lib/index.js";
 import { type TestPair, testImages, tinyPair, VISION_FAMILIES } from "../helpers/fixtures.js";
+import { testImagePng } from "../helpers/images.js";
 import { runMtmdCli } from "../helpers/reference.js";
 
 async function expectCode(
@@ -312,6 +313,32 @@ describe("generation (qwen2.5-vl tiny)", () => {
         expect(second.timings.imageCacheHits).toBe(1);
         expect(second.timings.imageEncodeMs).toBe(0);
         expect(second.tokens).toEqual(first.tokens);
+    });
+
+    it("starts requests in the order they were made, even when an earlier one's image takes longer to prepare", async () => {
+        // A 3000×3000 PNG takes a while to decode and shrink; the text request after it has nothing to prepare.
+        const big = await testImagePng("blocks", { width: 3000, height: 3000, seed: 7 });
+        const single = await model.createContext({ contextSize: 2048, parallel: 1 });
+        try {
+            const order: string[] = [];
+            const withImage = single
+                .complete({
+                    prompt: "Read: ",
+                    images: [big],
+                    imageBudget: { maxPixels: 250_000 },
+                    temperature: 0,
+                    maxTokens: 4,
+                })
+                .then(() => order.push("image"));
+            const textOnly = single
+                .complete({ prompt: "Hello", temperature: 0, maxTokens: 4 })
+                .then(() => order.push("text"));
+            await Promise.all([withImage, textOnly]);
+            // One slot: the request that starts first finishes first.
+            expect(order).toEqual(["image", "text"]);
+        } finally {
+            await single.dispose();
+        }
     });
 
     it("treats a media marker typed inside user text as text, not an image slot", async () => {
