@@ -4,13 +4,7 @@ import { fromNative, LlamaVlmError } from "./errors.js";
 import { type ImageBudget, type ImageInput, type PreparedImage, prepareImage, resolveBudget } from "./images.js";
 import type { ChatMessage, Model } from "./model.js";
 import { loadNative, type NativeContext, type NativeEvent } from "./native.js";
-import {
-    type NativeSampling,
-    resolveSampling,
-    SAMPLING_ALIASES,
-    SAMPLING_KEYS,
-    type SamplingOptions,
-} from "./sampling.js";
+import { resolveSampling, SAMPLING_ALIASES, SAMPLING_KEYS, type SamplingOptions } from "./sampling.js";
 import { StopMatcher } from "./stop.js";
 import { physicalCores } from "./system.js";
 import {
@@ -421,63 +415,47 @@ export class Context {
                 prepared.push(await prepareImage(image, i, budget));
             }
             await previous;
-            return this.submit(textParts, prepared, { maxTokens, nProbs, resolved, stops, signal, onChunk, control });
+            if (signal?.aborted) throw new LlamaVlmError("ABORTED", "The request was aborted before it started");
+            if (this.disposed) throw new LlamaVlmError("DISPOSED", "The context was disposed");
+            if (control?.closed) throw new LlamaVlmError("ABORTED", "The stream was closed before the request started");
+            // The request is submitted synchronously, in the promise executor, before the finally below lets
+            // the next one go.
+            return new Promise<CompletionResult>((resolve, reject) => {
+                let id: number;
+                try {
+                    id = this.native.submit({
+                        textParts,
+                        images: prepared,
+                        addSpecial: true,
+                        maxTokens,
+                        nProbs,
+                        sampling: resolved,
+                    });
+                } catch (err) {
+                    reject(fromNative(err));
+                    return;
+                }
+                const onAbort = () => this.native.cancel(id);
+                signal?.addEventListener("abort", onAbort, { once: true });
+                if (control) control.cancel = onAbort;
+                if (this.pending.size === 0) this.native.ref();
+                this.pending.set(id, {
+                    decoder: new TextDecoder("utf-8"),
+                    stop: new StopMatcher(stops),
+                    text: "",
+                    tokens: [],
+                    probs: nProbs > 0 ? [] : undefined,
+                    stopped: false,
+                    maxTokens,
+                    onChunk,
+                    resolve,
+                    reject,
+                    cleanup: () => signal?.removeEventListener("abort", onAbort),
+                });
+            });
         } finally {
             submitted();
         }
-    }
-
-    private submit(
-        textParts: string[],
-        prepared: PreparedImage[],
-        o: {
-            maxTokens: number;
-            nProbs: number;
-            resolved: NativeSampling;
-            stops: string[];
-            signal: AbortSignal | undefined;
-            onChunk: ((chunk: StreamChunk) => void) | undefined;
-            control: StreamControl | undefined;
-        },
-    ): Promise<CompletionResult> {
-        const { maxTokens, nProbs, resolved, stops, signal, onChunk, control } = o;
-        if (signal?.aborted) throw new LlamaVlmError("ABORTED", "The request was aborted before it started");
-        if (this.disposed) throw new LlamaVlmError("DISPOSED", "The context was disposed");
-        if (control?.closed) throw new LlamaVlmError("ABORTED", "The stream was closed before the request started");
-
-        return new Promise<CompletionResult>((resolve, reject) => {
-            let id: number;
-            try {
-                id = this.native.submit({
-                    textParts,
-                    images: prepared,
-                    addSpecial: true,
-                    maxTokens,
-                    nProbs,
-                    sampling: resolved,
-                });
-            } catch (err) {
-                reject(fromNative(err));
-                return;
-            }
-            const onAbort = () => this.native.cancel(id);
-            signal?.addEventListener("abort", onAbort, { once: true });
-            if (control) control.cancel = onAbort;
-            if (this.pending.size === 0) this.native.ref();
-            this.pending.set(id, {
-                decoder: new TextDecoder("utf-8"),
-                stop: new StopMatcher(stops),
-                text: "",
-                tokens: [],
-                probs: nProbs > 0 ? [] : undefined,
-                stopped: false,
-                maxTokens,
-                onChunk,
-                resolve,
-                reject,
-                cleanup: () => signal?.removeEventListener("abort", onAbort),
-            });
-        });
     }
 
     /** Renders the prompt and splits it at the images into text parts. */
