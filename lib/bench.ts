@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import type { CompletionResult } from "./context.js";
+import { LlamaVlmError } from "./errors.js";
 import { loadModel } from "./model.js";
 import { packageRoot } from "./native.js";
 import { physicalCores } from "./system.js";
@@ -92,6 +93,31 @@ export async function benchImage(width: number, height: number, seed: number): P
         .toBuffer();
 }
 
+let toolsDir: string | undefined;
+
+/**
+ * llama.cpp's tools, built in the addon's CMake tree for the backend this process loaded (scripts/build-llama-tools.mjs;
+ * a no-op when up to date). They need a source checkout: an installed package has no llama.cpp build tree.
+ */
+function llamaToolsDir(): string {
+    if (toolsDir !== undefined) return toolsDir;
+    const script = path.join(packageRoot, "scripts", "build-llama-tools.mjs");
+    if (!fs.existsSync(script)) {
+        throw new LlamaVlmError(
+            "INVALID_OPTION",
+            "comparing against llama.cpp needs llama-vlm's source checkout (scripts/build-llama-tools.mjs builds llama.cpp's tools there)",
+        );
+    }
+    const gpu = process.env.LLAMA_VLM_GPU;
+    const out = execFileSync(
+        process.execPath,
+        [script, "--print-dir", "--quiet", ...(gpu && gpu !== "cpu" ? ["--gpu", gpu] : [])],
+        { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    );
+    toolsDir = out.trim().split("\n").at(-1)!;
+    return toolsDir;
+}
+
 function batchedBench(
     model: string,
     n: number,
@@ -99,12 +125,7 @@ function batchedBench(
     tg: number,
     threads: number,
 ): { generationTps: number; promptTps: number } {
-    const bin = path.join(packageRoot, "build-tools", "bin", "llama-batched-bench");
-    if (!fs.existsSync(bin)) {
-        execFileSync(process.execPath, [path.join(packageRoot, "scripts", "build-llama-tools.mjs"), "--if-missing"], {
-            stdio: "ignore",
-        });
-    }
+    const bin = path.join(llamaToolsDir(), "llama-batched-bench");
     const out = execFileSync(
         bin,
         [

@@ -23,9 +23,6 @@ const { values: args } = parseArgs({
     },
 });
 execFileSync("npm", ["run", "compile"], { cwd: root, stdio: "ignore" });
-execFileSync(process.execPath, [path.join(root, "scripts", "build-llama-tools.mjs"), "--if-missing"], {
-    stdio: "inherit",
-});
 const { writeModelPair } = await import(path.join(root, "dist", "synth", "index.js"));
 const { runBench, formatBench } = await import(path.join(root, "dist", "bench.js"));
 const { setLogger } = await import(path.join(root, "dist", "index.js"));

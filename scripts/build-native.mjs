@@ -11,6 +11,8 @@
 //   --asan        AddressSanitizer (run node with LD_PRELOAD=$(gcc -print-file-name=libasan.so)).
 //   --gpu         GPU backend to compile in (also LLAMA_VLM_GPU); default cpu.
 //   --define      an extra CMake cache entry, e.g. where a toolkit library is (scripts/cuda-compile-check.sh).
+//   --configure-only  configure build-native/<variant> and build nothing (scripts/build-llama-tools.mjs then builds
+//                 llama.cpp's tools there without touching the addon in build/).
 // Environment: JOBS (parallel compile jobs, default all cores), LLAMA_VLM_NO_CCACHE=1.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -18,7 +20,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { cmakeCacheArgs, cmakeParallelArgs } from "./cmake-common.mjs";
+import { cmakeCacheArgs, cmakeParallelArgs, nativeVariant } from "./cmake-common.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -33,6 +35,7 @@ const { values: opts } = parseArgs({
         out: { type: "string" },
         clean: { type: "boolean", default: false },
         define: { type: "string", multiple: true, default: [] },
+        "configure-only": { type: "boolean", default: false },
     },
 });
 
@@ -45,15 +48,12 @@ if (!GPUS.includes(opts.gpu)) {
 }
 
 const config = opts.debug ? "Debug" : opts["debug-info"] ? "RelWithDebInfo" : "Release";
-const variant = [
-    opts.gpu,
-    opts.portable && "portable",
-    opts.asan && "asan",
-    config !== "Release" && config.toLowerCase(),
-]
-    .filter(Boolean)
-    .join("-");
-const workDir = path.join(root, "build-native", variant);
+const { name: variant, workDir } = nativeVariant({
+    gpu: opts.gpu,
+    portable: opts.portable,
+    asan: opts.asan,
+    config,
+});
 // The CPU build goes where node-gyp-build looks (build/Release); a GPU variant beside it in build/<gpu>/, where
 // lib/loader.ts looks for it.
 const outDir = path.resolve(opts.out ?? path.join(root, "build", opts.gpu === "cpu" ? "Release" : opts.gpu));
@@ -99,7 +99,7 @@ console.error(`[build] ${variant} (${config}) in ${path.relative(root, workDir)}
 try {
     run(process.execPath, [
         cmakeJs,
-        "compile",
+        opts["configure-only"] ? "configure" : "compile",
         "--directory",
         root,
         "--out",
@@ -119,6 +119,11 @@ try {
             "for GPU variants, the GPU toolkit. To retry from scratch: node scripts/build-native.mjs --clean",
     );
     process.exit(1);
+}
+
+if (opts["configure-only"]) {
+    console.error(`[build] configured ${path.relative(root, workDir)}`);
+    process.exit(0);
 }
 
 // The addon plus, for the portable build, llama.cpp's shared libraries and ggml's backends (CMake puts

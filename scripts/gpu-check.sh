@@ -25,13 +25,13 @@ step "build the CUDA variant (sm_${CUDA_ARCHS:-90})"
 t0=$SECONDS
 CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" node scripts/build-native.mjs --gpu cuda --out build/cuda
 echo "cuda build: $((SECONDS - t0)) s, $(du -h build/cuda/llama-vlm.node | cut -f1)"
-CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" node scripts/build-llama-tools.mjs --gpu cuda --if-missing
+tools="$(CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90}" node scripts/build-llama-tools.mjs --gpu cuda --print-dir | tail -n 1)"
 
 step "addon on the GPU"
 LLAMA_VLM_GPU=cuda node -e "import('./dist/index.js').then(m => { const v = m.version(); console.log(v.variant, v.loadedBackends.join(','), JSON.stringify(m.devices().map(d => ({ name: d.name, type: d.type, free: d.memoryFree }))));})"
 
 step "parity with gpuLayers 99"
-LLAMA_VLM_GPU=cuda LLAMA_VLM_TEST_GPU_LAYERS=99 LLAMA_VLM_TEST_TOOLS_DIR="$PWD/build-tools-cuda/bin" npx vitest run test/model/core.test.ts -t "parity" 2>&1 | tee "$out/parity.txt"
+LLAMA_VLM_GPU=cuda LLAMA_VLM_TEST_GPU_LAYERS=99 LLAMA_VLM_TEST_TOOLS_DIR="$tools" npx vitest run test/model/core.test.ts -t "parity" 2>&1 | tee "$out/parity.txt"
 
 step "3B batching benchmark (N = 1, 2, 4, 8)"
 LLAMA_VLM_GPU=cuda node scripts/bench-batch.mjs --runs 3 --parallel 1,2,4,8 2>&1 | tee "$out/bench.txt"

@@ -23,8 +23,7 @@ check() { # check <description> <test command...>
 
 echo "== build: TypeScript (dist/) and llama.cpp tools"
 npm run --silent compile
-node scripts/build-llama-tools.mjs --if-missing
-bin="$(node scripts/build-llama-tools.mjs --if-missing --print-dir 2>/dev/null | tail -n 1)"
+bin="$(node scripts/build-llama-tools.mjs --print-dir | tail -n 1)"
 
 echo "== write the pair"
 /usr/bin/time -v -o "$out/synth.time" node dist/cli/main.js synth --family qwen2.5-vl --size 3b --out "$out"

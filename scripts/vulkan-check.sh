@@ -20,8 +20,8 @@ node scripts/build-native.mjs --gpu vulkan --out build/vulkan
 echo "vulkan variant built in $((SECONDS - start)) s: $(du -h build/vulkan/llama-vlm.node | cut -f1)"
 
 # The reference: llama.cpp's own tools built with the same Vulkan backend, all layers offloaded too.
-node scripts/build-llama-tools.mjs --gpu vulkan --if-missing
-export LLAMA_VLM_TEST_TOOLS_DIR="$PWD/build-tools-vulkan/bin"
+tools="$(node scripts/build-llama-tools.mjs --gpu vulkan --print-dir | tail -n 1)"
+export LLAMA_VLM_TEST_TOOLS_DIR="$tools"
 export LLAMA_VLM_GPU=vulkan GGML_VK_VISIBLE_DEVICES=0 LLAMA_VLM_TEST_GPU_LAYERS=99
 # lavapipe runs shaders on the CPU: a case takes tens of seconds on a small machine.
 export LLAMA_VLM_TEST_TOOL_TIMEOUT_MS=900000

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { ensureLlamaTools } from "./tools.js";
+import { llamaToolsDir } from "./tools.js";
 
 const run = promisify(execFile);
 const MARKER = "<<llama-vlm-response>>";
@@ -28,9 +28,8 @@ export async function runMtmdCli(opts: {
     endedAtEog?: boolean;
 }): Promise<ReferenceRun> {
     // GPU runs compare against the tools built with the same backend, all layers offloaded
-    // (LLAMA_VLM_TEST_TOOLS_DIR, set by scripts/vulkan-check.sh and gpu-check.sh).
-    const toolsDir = process.env.LLAMA_VLM_TEST_TOOLS_DIR ?? ensureLlamaTools();
-    const bin = path.join(toolsDir, "llama-mtmd-cli");
+    // (LLAMA_VLM_TEST_TOOLS_DIR, set by scripts/vulkan-check.sh and gpu-check.sh, reaches llamaToolsDir()).
+    const bin = path.join(llamaToolsDir(), "llama-mtmd-cli");
     const offload = process.env.LLAMA_VLM_TEST_GPU_LAYERS ? ["-ngl", process.env.LLAMA_VLM_TEST_GPU_LAYERS] : [];
     if (process.env.LLAMA_VLM_TEST_FLASH_ATTN === "off") offload.push("-fa", "off");
     const { stdout, stderr } = await run(

@@ -1,29 +1,18 @@
 /**
- * llama.cpp's own command-line tools, built from the vendored tree (scripts/build-llama-tools.mjs): the
- * reference that synthetic models and the addon are checked against.
+ * llama.cpp's own command-line tools, built from the vendored tree in the addon's CMake tree
+ * (scripts/build-llama-tools.mjs): the reference that synthetic models and the addon are checked against.
  */
 
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import path from "node:path";
+import { inject } from "vitest";
 import { REPO_ROOT } from "./models.js";
 
 export type LlamaTool = "llama-mtmd-cli" | "llama-completion" | "llama-bench" | "llama-batched-bench";
 
-let binDir: string | undefined;
-
-/**
- * Builds the tools when any is missing (about 5 minutes on a fresh clone, much less with ccache) and returns
- * their folder. Call from a `beforeAll` with a long hook timeout.
- */
-export function ensureLlamaTools(): string {
-    if (binDir !== undefined) return binDir;
-    const out = execFileSync(
-        process.execPath,
-        [path.join(REPO_ROOT, "scripts", "build-llama-tools.mjs"), "--if-missing", "--print-dir"],
-        { cwd: REPO_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
-    );
-    binDir = out.trim().split("\n").at(-1)!;
-    return binDir;
+/** The tools' folder: built (or named by LLAMA_VLM_TEST_TOOLS_DIR) by the suite's global setup, test/setup/global.ts. */
+export function llamaToolsDir(): string {
+    return inject("llamaToolsDir");
 }
 
 export interface ToolResult {
@@ -39,7 +28,7 @@ const TOOL_TIMEOUT_MS = Number(process.env.LLAMA_VLM_TEST_TOOL_TIMEOUT_MS ?? 120
 
 /** Runs a tool to completion and collects its output (never rejects on a non-zero exit). */
 export function runTool(tool: LlamaTool, args: readonly string[], timeoutMs = TOOL_TIMEOUT_MS): Promise<ToolResult> {
-    const file = path.join(ensureLlamaTools(), tool);
+    const file = path.join(llamaToolsDir(), tool);
     return new Promise((resolve, reject) => {
         execFile(
             file,

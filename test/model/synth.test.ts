@@ -9,7 +9,7 @@ import { GgufType, getMetadata, readGguf } from "../../lib/gguf/index.js";
 import { type ModelPair, type SynthFamily, writeModelPair } from "../../lib/synth/index.js";
 import { STANDARD_IMAGES, testImageFile } from "../helpers/images.js";
 import { cachedModel, TINY_FAMILIES } from "../helpers/models.js";
-import { ensureLlamaTools, parsePerf, runTool } from "../helpers/tools.js";
+import { parsePerf, runTool } from "../helpers/tools.js";
 
 const VISION_FAMILIES: readonly SynthFamily[] = ["qwen2.5-vl", "smolvlm"];
 const N_PREDICT = 16;
@@ -20,7 +20,6 @@ let tmp: string;
 const images: Record<keyof typeof STANDARD_IMAGES, string> = { gradient: "", blocks: "" };
 
 beforeAll(async () => {
-    ensureLlamaTools();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llama-vlm-synth-"));
     images.gradient = await testImageFile("gradient", STANDARD_IMAGES.gradient);
     images.blocks = await testImageFile("blocks", STANDARD_IMAGES.blocks);
