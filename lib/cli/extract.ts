@@ -20,7 +20,7 @@ import { LlamaVlmError } from "../errors.js";
 import { loadModel, type Model } from "../model.js";
 import { SAMPLER_NAMES, type SamplingOptions } from "../sampling.js";
 import { setLogger } from "../system.js";
-import { CliExit, type CliIo, ProgressBar } from "./io.js";
+import { CliExit, type CliIo, formatCount, ProgressBar } from "./io.js";
 
 /** Exit codes of `extract` (also in --help). */
 export const EXIT = { ok: 0, failure: 1, partial: 2, interrupted: 130 } as const;
@@ -262,7 +262,10 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     }
 
     const progressLines = !o.quiet;
-    const bar = progressLines && !o.json && io.stderr.isTTY ? new ProgressBar(io.stderr, "images") : undefined;
+    const bar =
+        progressLines && !o.json && io.stderr.isTTY
+            ? new ProgressBar(io.stderr, "images", { format: formatCount })
+            : undefined;
     const say = (line: string) => {
         if (progressLines) io.stderr.write(`${line}\n`);
     };
@@ -319,7 +322,7 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
         const elapsed = (Date.now() - started) / 1000;
         const eta = finished > 0 ? ((work.length - finished) * elapsed) / finished : 0;
         const tps = tokens / Math.max(elapsed, 1e-3);
-        if (bar) bar.update(finished, work.length);
+        if (bar) bar.update(finished, work.length, `${tps.toFixed(1)} tokens/s, ETA ${eta.toFixed(0)} s`);
         else say(`extract: ${finished}/${work.length} images, ${tps.toFixed(1)} tokens/s, ETA ${eta.toFixed(0)} s`);
     };
 

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -51,8 +51,7 @@ beforeAll(async () => {
         fs.copyFileSync(src, dst);
         images.push(dst);
     }
-    // The SIGINT test runs the installed command, compiled from lib/.
-    execFileSync("npm", ["run", "compile"], { cwd: REPO_ROOT, stdio: "ignore" });
+    // The SIGINT test runs the installed command, dist/ (compiled from lib/ by the suite's global setup).
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -163,6 +162,21 @@ describe("llama-vlm extract", () => {
             );
             for (const c of Object.values(line.confidence ?? {})) expect(c).toBeGreaterThan(0);
         }
+    });
+
+    it("draws a progress bar on a terminal that counts images, with the rate and ETA", async () => {
+        let err = "";
+        const io = {
+            stdout: { write: () => true },
+            stderr: { write: (s: string) => (err += s), isTTY: true, columns: 120 },
+        };
+        const args = ["extract", ...images.slice(0, 3), "-m", model, "--projector", projector, "--n-predict", "4"];
+        const code = await runCli([...args, "--out", path.join(tmp, "bar.jsonl")], io);
+        expect(code, err).toBe(0);
+        const frames = err.split("\r").filter((f) => f.includes("%"));
+        expect(frames.length, err).toBeGreaterThan(0);
+        expect(frames.at(-1)).toMatch(/100% {2}3 \/ 3 images {2}[\d.]+ tokens\/s, ETA 0 s/);
+        for (const frame of frames) expect(frame).toMatch(/ \d \/ 3 images /);
     });
 
     it("one corrupt image among 5: 4 results, 1 error line, exit code 2", async () => {
