@@ -6,7 +6,14 @@
  */
 
 import type { EngineSpec, ToChild, ToParent } from "./isolation.js";
-import { loadNative, type NativeContext, type NativeEvent, type NativeModel, type NativeProjector } from "./native.js";
+import {
+    loadNative,
+    type NativeContext,
+    type NativeEvent,
+    type NativeModel,
+    type NativeProjector,
+    type TestFault,
+} from "./native.js";
 import { setLogger } from "./system.js";
 
 const native = loadNative();
@@ -146,7 +153,7 @@ process.on("message", (raw) => {
     if (m.op === "testFault") {
         const ctx = contexts.get(m.ctx);
         try {
-            ctx?.native.testFault(m.kind as "abort");
+            ctx?.native.testFault(m.kind as TestFault);
         } catch (err) {
             send({ op: "log", level: "error", message: `testFault: ${failure(err).message}` });
         }

@@ -25,6 +25,7 @@ import type {
     NativeModelInfo,
     NativeProjector,
     NativeRequest,
+    TestFault,
 } from "./native.js";
 import { packageRoot } from "./native.js";
 import { currentLogLevel, emitLog, type LogLevel } from "./system.js";
@@ -347,7 +348,7 @@ export class RemoteContext implements NativeContext {
     }
 
     /** Test-only: asks the engine thread in the child to abort natively (needs LLAMA_VLM_TEST_FAULTS=1 there). */
-    testFault(kind: "abort"): void {
+    testFault(kind: TestFault): void {
         this.engine.post({ op: "testFault", ctx: this.key, kind });
     }
 

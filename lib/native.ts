@@ -18,6 +18,9 @@ import {
 } from "./loader.js";
 
 /** @internal */
+export type TestFault = "abort" | "throw-prepare" | "throw-prefill";
+
+/** @internal */
 export interface NativeDevice {
     name: string;
     description: string;
@@ -144,8 +147,12 @@ export interface NativeContext {
     ref(): void;
     unref(): void;
     dispose(): Promise<void>;
-    /** Test-only (LLAMA_VLM_TEST_FAULTS=1): "abort" makes the engine thread abort natively before its next decode. */
-    testFault(kind: "abort"): void;
+    /**
+     * Test-only (LLAMA_VLM_TEST_FAULTS=1): "abort" makes the engine thread abort natively before its next decode;
+     * "throw-prepare" / "throw-prefill" make the next request's work in the encoder / decoder stage throw a
+     * std::runtime_error (that request fails with NATIVE_ERROR, the engine goes on).
+     */
+    testFault(kind: TestFault): void;
 }
 
 /** @internal */

@@ -273,11 +273,16 @@ Napi::Value Context::TestFault(const Napi::CallbackInfo &info) {
     if (enabled == nullptr || std::string(enabled) != "1") {
         throw ToJsError(env, "INVALID_OPTION", "test faults are off: set LLAMA_VLM_TEST_FAULTS=1 to use them");
     }
-    if (!info[0].IsString() || info[0].As<Napi::String>().Utf8Value() != "abort") {
-        throw ToJsError(env, "INVALID_OPTION", "the only test fault is \"abort\"");
+    const std::string fault = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    if (fault != "abort" && fault != "throw-prepare" && fault != "throw-prefill") {
+        throw ToJsError(env, "INVALID_OPTION",
+                        "the test faults are \"abort\", \"throw-prepare\" and \"throw-prefill\"");
     }
     if (!engine_) throw ToJsError(env, "DISPOSED", "the context is not initialised or was disposed");
-    engine_->AbortBeforeNextDecode();
+    if (fault == "abort")
+        engine_->AbortBeforeNextDecode();
+    else
+        engine_->ThrowInNextRequest(fault == "throw-prepare" ? Engine::ThrowAt::Prepare : Engine::ThrowAt::Prefill);
     return env.Undefined();
 }
 

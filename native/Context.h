@@ -38,7 +38,8 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Value Unref(const Napi::CallbackInfo &info);
     // dispose(): Promise<void>
     Napi::Value Dispose(const Napi::CallbackInfo &info);
-    // testFault("abort"): only with LLAMA_VLM_TEST_FAULTS=1 in the environment; see Engine::AbortBeforeNextDecode.
+    // testFault("abort" | "throw-prepare" | "throw-prefill"): only with LLAMA_VLM_TEST_FAULTS=1 in the environment;
+    // see Engine::AbortBeforeNextDecode and Engine::ThrowInNextRequest.
     Napi::Value TestFault(const Napi::CallbackInfo &info);
 
     std::unique_ptr<Engine> engine_;

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <exception>
+#include <stdexcept>
 
 #include "Errors.h"
 #include "Logger.h"
@@ -17,6 +19,24 @@ using Clock = std::chrono::steady_clock;
 
 double MsSince(Clock::time_point t) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+// The code and message for an exception caught around one request's work: a VlmError keeps its code; anything
+// else llama.cpp or the standard library throws (std::bad_alloc, std::runtime_error, …) is NATIVE_ERROR, so that
+// one request fails and the engine thread lives on instead of ending in std::terminate.
+void DescribeException(std::exception_ptr error, std::string &code, std::string &message) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const VlmError &e) {
+        code = e.code();
+        message = e.what();
+    } catch (const std::exception &e) {
+        code = "NATIVE_ERROR";
+        message = std::string("llama.cpp failed: ") + e.what();
+    } catch (...) {
+        code = "NATIVE_ERROR";
+        message = "llama.cpp failed with an exception that is not a std::exception";
+    }
 }
 
 void BatchAdd(llama_batch &batch, llama_token token, llama_pos pos, llama_seq_id seq, bool logits) {
@@ -355,6 +375,14 @@ void Engine::Prepare(Request &req) {
     }
 }
 
+void Engine::MaybeThrowTestFault(ThrowAt stage) {
+    int expected = static_cast<int>(stage);
+    if (throwAt_.compare_exchange_strong(expected, static_cast<int>(ThrowAt::Nowhere))) {
+        throw std::runtime_error("llama-vlm test fault: a std::runtime_error thrown in the " +
+                                 std::string(stage == ThrowAt::Prepare ? "encoder" : "decoder") + " stage");
+    }
+}
+
 void Engine::RunEncoder() {
     while (true) {
         std::shared_ptr<Request> req;
@@ -370,13 +398,13 @@ void Engine::RunEncoder() {
         std::vector<Event> events;
         if (!req->cancelled.load()) {
             try {
+                MaybeThrowTestFault(ThrowAt::Prepare);
                 Prepare(*req);
-            } catch (const VlmError &e) {
+            } catch (...) {
                 Event ev;
                 ev.kind = Event::Kind::Error;
                 ev.requestId = req->id;
-                ev.code = e.code();
-                ev.message = e.what();
+                DescribeException(std::current_exception(), ev.code, ev.message);
                 events.push_back(std::move(ev));
             }
         }
@@ -551,11 +579,14 @@ void Engine::RunDecoder() {
             Slot &slot = *s;
             if (slot.state != Slot::State::Prefill) continue;
             try {
+                MaybeThrowTestFault(ThrowAt::Prefill);
                 Prefill(slot, batch, budget);
-            } catch (const VlmError &e) {
+            } catch (...) {
                 // Tokens this slot already put in the batch must not be decoded into a freed sequence.
                 for (int32_t i = batch.n_tokens - 1; i >= 0 && batch.seq_id[i][0] == slot.seq; --i) batch.n_tokens = i;
-                Fail(slot, e.code(), e.what(), events);
+                std::string code, message;
+                DescribeException(std::current_exception(), code, message);
+                Fail(slot, code, message, events);
             }
             if (stopping_.load()) break;
         }
@@ -589,9 +620,11 @@ void Engine::RunDecoder() {
                             ? SampleWithProbs(slot.sampler.get(), llama_get_logits_ith(ctx_.get(), slot.batchIndex),
                                               nVocab_, req.nProbs, e.probs)
                             : llama_sampler_sample(slot.sampler.get(), ctx_.get(), slot.batchIndex);
-            } catch (const std::exception &err) {
+            } catch (...) {
                 // e.g. a grammar that allows no token here: this request fails, the others go on.
-                Fail(slot, "NATIVE_ERROR", std::string("sampling failed: ") + err.what(), events);
+                std::string code, message;
+                DescribeException(std::current_exception(), code, message);
+                Fail(slot, "NATIVE_ERROR", "sampling failed: " + message, events);
                 continue;
             }
             if (first) {

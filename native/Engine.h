@@ -117,6 +117,10 @@ class Engine {
     // Test-only (LLAMA_VLM_TEST_FAULTS=1): the decoder thread calls GGML_ABORT before its next llama_decode,
     // a real native abort that takes the process down, to test process isolation.
     void AbortBeforeNextDecode() { abortBeforeDecode_.store(true); }
+    // Test-only (LLAMA_VLM_TEST_FAULTS=1): the next request's work in that stage throws a std::runtime_error, as
+    // llama.cpp may; that request fails with NATIVE_ERROR and the engine goes on with the others.
+    enum class ThrowAt : int { Nowhere = 0, Prepare = 1, Prefill = 2 };
+    void ThrowInNextRequest(ThrowAt stage) { throwAt_.store(static_cast<int>(stage)); }
 
     uint32_t contextSize() const { return nCtx_; }
     uint32_t sequenceContextSize() const { return nCtxSeq_; }
@@ -156,6 +160,8 @@ class Engine {
     std::unordered_map<uint64_t, std::shared_ptr<Request>> live_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> abortBeforeDecode_{false};
+    std::atomic<int> throwAt_{0};
+    void MaybeThrowTestFault(ThrowAt stage);
 };
 
 }  // namespace llama_vlm
