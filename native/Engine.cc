@@ -39,6 +39,16 @@ void DescribeException(std::exception_ptr error, std::string &code, std::string 
     }
 }
 
+// Owns a llama_batch: freed on every way out of the scope that made it.
+class OwnedBatch {
+  public:
+    explicit OwnedBatch(int32_t nTokens) : batch(llama_batch_init(nTokens, 0, 1)) {}
+    ~OwnedBatch() { llama_batch_free(batch); }
+    OwnedBatch(const OwnedBatch &) = delete;
+    OwnedBatch &operator=(const OwnedBatch &) = delete;
+    llama_batch batch;
+};
+
 void BatchAdd(llama_batch &batch, llama_token token, llama_pos pos, llama_seq_id seq, bool logits) {
     const int32_t i = batch.n_tokens++;
     batch.token[i] = token;
@@ -536,7 +546,8 @@ void Engine::Fail(Slot &slot, const std::string &code, const std::string &messag
 }
 
 void Engine::RunDecoder() {
-    llama_batch batch = llama_batch_init(static_cast<int32_t>(nBatch_), 0, 1);
+    OwnedBatch owned(static_cast<int32_t>(nBatch_));
+    llama_batch &batch = owned.batch;
     std::vector<Event> events;
     while (true) {
         {
@@ -661,7 +672,6 @@ void Engine::RunDecoder() {
         if (s->state != Slot::State::Idle) Fail(*s, "DISPOSED", "the context was disposed", events);
     }
     if (!events.empty()) sink_(std::move(events));
-    llama_batch_free(batch);
 }
 
 }  // namespace llama_vlm
