@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { TextDecoder } from "node:util";
+import type { NativeContext, NativeEvent, NativeModel, NativeProjector, Timings } from "./backend/types.js";
 import { fromNative, LlamaVlmError } from "./errors.js";
 import { type ImageBudget, type ImageInput, type PreparedImage, prepareImage, resolveBudget } from "./images.js";
-import type { ChatMessage, Model } from "./model.js";
-import { loadNative, type NativeContext, type NativeEvent } from "./native.js";
+import { loadNative } from "./native.js";
+import type { ChatMessage } from "./request/messages.js";
 import { resolveSampling, SAMPLING_ALIASES, SAMPLING_KEYS, type SamplingOptions } from "./sampling.js";
 import { StopMatcher } from "./stop.js";
 import { physicalCores } from "./system.js";
@@ -18,6 +19,8 @@ import {
     invalid,
     MAX_THREADS,
 } from "./validate.js";
+
+export type { Timings };
 
 /** KV cache element types. */
 export type KvCacheType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_1" | "iq4_nl" | "q5_0" | "q5_1";
@@ -108,19 +111,6 @@ export interface TokenProbability {
     probability: number;
 }
 
-export interface Timings {
-    /** Time spent in the vision encoder. */
-    imageEncodeMs: number;
-    imageTokens: number;
-    /** Images served from the projector's cache of encoded images (not encoded again). */
-    imageCacheHits: number;
-    /** Prompt processing (text and image embeddings into the KV cache), without encoding. */
-    promptMs: number;
-    promptTokens: number;
-    generateMs: number;
-    generatedTokens: number;
-}
-
 export interface CompletionResult {
     text: string;
     tokens: number[];
@@ -177,28 +167,47 @@ interface Pending {
     cleanup: () => void;
 }
 
+/**
+ * What a Context uses of the model that creates it. `Model` is its one implementation, and model.ts merges
+ * `Model` into this interface, so `context.model` is typed as the whole Model.
+ * @internal
+ */
+export interface ContextModel {
+    readonly native: NativeModel;
+    readonly nativeProjector: NativeProjector | null;
+    applyChatTemplate(
+        messages: readonly { role: string; content: string }[],
+        options?: { template?: string; addAssistant?: boolean },
+    ): string;
+    newNativeContext(): NativeContext;
+    forgetContext(context: Context): void;
+}
+
 /** A generation context: KV cache for `parallel` sequences and the engine thread that decodes them together. */
 export class Context {
-    readonly model: Model;
+    /** The model this context belongs to. */
+    readonly model: ContextModel;
     /** Tokens each sequence holds. */
     readonly contextSize: number;
     readonly parallel: number;
     private readonly native: NativeContext;
+    private readonly vocabSize: number;
     private readonly pending = new Map<number, Pending>();
     /** Settles when the request made last has been submitted or has failed: requests start in call order. */
     private lastSubmitted: Promise<void> = Promise.resolve();
     private disposed = false;
     private disposing: Promise<void> | undefined;
 
-    private constructor(model: Model, native: NativeContext, info: { contextSize: number; parallel: number }) {
+    private constructor(model: ContextModel, native: NativeContext, info: { contextSize: number; parallel: number }) {
         this.model = model;
         this.native = native;
+        this.vocabSize = model.native.info().vocabSize;
         this.contextSize = info.contextSize;
         this.parallel = info.parallel;
     }
 
     /** @internal */
-    static async create(model: Model, options: ContextOptions): Promise<Context> {
+    static async create(model: ContextModel, options: ContextOptions): Promise<Context> {
         const o = checkObject("options", options) as ContextOptions;
         checkKnownKeys("createContext options", o, CONTEXT_KEYS);
         if (o.contextSize !== undefined && o.nCtx !== undefined) {
@@ -379,7 +388,7 @@ export class Context {
         const native = loadNative();
         const resolved = resolveSampling(sampling, {
             contextSize: this.contextSize,
-            vocabSize: this.model.info.vocabSize,
+            vocabSize: this.vocabSize,
             schemaToGrammar: (schema) => native.jsonSchemaToGrammar(schema),
         });
         const budget = resolveBudget(r.imageBudget);

@@ -12,16 +12,14 @@ export {
 export { LlamaVlmError, type LlamaVlmErrorCode } from "./errors.js";
 export type { ImageBudget, ImageInput, RawImage } from "./images.js";
 export {
-    type ChatMessage,
-    type ContentPart,
     type LoadModelOptions,
     loadModel,
     Model,
     type ModelInfo,
     type Placement,
     type ProjectorOptions,
-    type Role,
 } from "./model.js";
+export type { ChatMessage, ContentPart, Role } from "./request/messages.js";
 export { DEFAULT_SAMPLER_ORDER, SAMPLER_NAMES, type SamplerName, type SamplingOptions } from "./sampling.js";
 export { StopMatcher } from "./stop.js";
 export {

@@ -17,6 +17,12 @@ import {
     MAX_THREADS,
 } from "./validate.js";
 
+declare module "./context.js" {
+    // A context's `model` is the Model that created it: this widens context.ts's ContextModel (what a Context uses
+    // of its model) to the whole Model, without context.ts importing this file.
+    interface ContextModel extends Model {}
+}
+
 /** Options of the vision encoder (projector). */
 export interface ProjectorOptions {
     /** Run the encoder on the GPU when the build has one. Default true. */
@@ -92,14 +98,6 @@ export interface ModelInfo {
     /** The model's own chat template (Jinja), if it has one. */
     chatTemplate: string | null;
     hasVision: boolean;
-}
-
-export type Role = "system" | "user" | "assistant";
-/** A piece of message content: text, or an image placed at that point. */
-export type ContentPart = string | { image: import("./images.js").ImageInput };
-export interface ChatMessage {
-    role: Role;
-    content: string | ContentPart[];
 }
 
 /** Every loadModel option, for validation and the bad-input corpus. @internal */

@@ -1,5 +1,8 @@
+import type { NativeSampling } from "./backend/types.js";
 import { LlamaVlmError } from "./errors.js";
 import { checkBoolean, checkNumber, checkObject, checkOneOf, checkString, INT32_MAX, invalid } from "./validate.js";
+
+export type { NativeSampling };
 
 /** Names of the samplers whose order `samplerOrder` sets. The token picker (greedy, dist, mirostat) is always last. */
 export const SAMPLER_NAMES = [
@@ -124,39 +127,6 @@ export const SAMPLING_KEYS: readonly (keyof SamplingOptions)[] = [
     "seed",
     "samplerOrder",
 ];
-
-/** What the native sampler builder reads (native/Sampler.cc ReadSamplerParams). @internal */
-export interface NativeSampling {
-    temperature: number;
-    dynatempRange: number;
-    dynatempExponent: number;
-    topK: number;
-    topP: number;
-    minP: number;
-    typicalP: number;
-    tfsZ: number;
-    minKeep: number;
-    repeatPenalty: number;
-    repeatLastN: number;
-    frequencyPenalty: number;
-    presencePenalty: number;
-    penalizeNewline: boolean;
-    dryMultiplier: number;
-    dryBase: number;
-    dryAllowedLength: number;
-    dryPenaltyLastN: number;
-    drySequenceBreakers: string[];
-    xtcProbability: number;
-    xtcThreshold: number;
-    topNSigma: number;
-    mirostat: number;
-    mirostatTau: number;
-    mirostatEta: number;
-    logitBias: number[];
-    grammar?: string;
-    seed: number;
-    order: string[];
-}
 
 /** The native sampler takes its real-valued options as float32: a larger magnitude would become ±Infinity there. */
 const FLOAT32_MAX = 3.4028234663852886e38;
