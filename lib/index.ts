@@ -16,9 +16,9 @@ export {
     loadModel,
     Model,
     type ModelInfo,
-    type Placement,
     type ProjectorOptions,
 } from "./model.js";
+export type { Placement } from "./placement.js";
 export type { ChatMessage, ContentPart, Role } from "./request/messages.js";
 export { DEFAULT_SAMPLER_ORDER, SAMPLER_NAMES, type SamplerName, type SamplingOptions } from "./sampling.js";
 export { StopMatcher } from "./stop.js";

@@ -5,8 +5,8 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { LlamaVlmError } from "../errors.js";
-import { type GgufFile, GgufType, getMetadata, ggmlTypeName, readGguf } from "../gguf/index.js";
-import { checkPair } from "../model.js";
+import { type GgufFile, GgufType, ggmlTypeName, readGguf } from "../gguf/index.js";
+import { checkPair, metaNumber, metaString } from "../preflight.js";
 import { CliExit, type CliIo, formatBytes } from "./io.js";
 
 export interface GgufSummary {
@@ -29,22 +29,8 @@ export interface GgufSummary {
     projectionDim?: number;
 }
 
-function maybe<T>(f: () => T): T | undefined {
-    try {
-        return f();
-    } catch {
-        return undefined;
-    }
-}
-
-function numberAt(file: GgufFile, key: string): number | undefined {
-    const v = file.metadata.get(key);
-    if (v === undefined || v.type === GgufType.ARRAY) return undefined;
-    return typeof v.value === "number" ? v.value : typeof v.value === "bigint" ? Number(v.value) : undefined;
-}
-
 export function summarise(file: GgufFile): GgufSummary {
-    const arch = maybe(() => getMetadata(file, "general.architecture", GgufType.STRING)) ?? "unknown";
+    const arch = metaString(file, "general.architecture") ?? "unknown";
     const byType = new Map<string, number>();
     let parameters = 0;
     for (const t of file.tensors) {
@@ -67,16 +53,14 @@ export function summarise(file: GgufFile): GgufSummary {
         tensors: file.tensors.length,
         quantisation,
     };
-    const name = maybe(() => getMetadata(file, "general.name", GgufType.STRING));
+    const name = metaString(file, "general.name");
     if (name) summary.name = name;
     if (arch === "clip") {
-        const type =
-            maybe(() => getMetadata(file, "clip.projector_type", GgufType.STRING)) ??
-            maybe(() => getMetadata(file, "clip.vision.projector_type", GgufType.STRING));
+        const type = metaString(file, "clip.projector_type") ?? metaString(file, "clip.vision.projector_type");
         if (type) summary.projectorType = type;
-        const size = numberAt(file, "clip.vision.image_size");
+        const size = metaNumber(file, "clip.vision.image_size");
         if (size !== undefined) summary.imageSize = size;
-        const dim = numberAt(file, "clip.vision.projection_dim");
+        const dim = metaNumber(file, "clip.vision.projection_dim");
         if (dim !== undefined) summary.projectionDim = dim;
     } else {
         for (const [k, field] of [
@@ -84,12 +68,12 @@ export function summarise(file: GgufFile): GgufSummary {
             ["embedding_length", "embeddingLength"],
             ["block_count", "layers"],
         ] as const) {
-            const v = numberAt(file, `${arch}.${k}`);
+            const v = metaNumber(file, `${arch}.${k}`);
             if (v !== undefined) summary[field] = v;
         }
         if (tokens?.type === GgufType.ARRAY)
             summary.vocabSize = tokens.value === null ? tokens.length : tokens.value.values.length;
-        const template = maybe(() => getMetadata(file, "tokenizer.chat_template", GgufType.STRING));
+        const template = metaString(file, "tokenizer.chat_template");
         if (template) summary.chatTemplate = template;
     }
     return summary;
