@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { TextDecoder } from "node:util";
-import type { NativeContext, NativeEvent, NativeModel, NativeProjector, Timings } from "./backend/types.js";
+import type { EngineContext, LoadedModel, NativeEvent, Timings } from "./backend/types.js";
 import { fromNative, LlamaVlmError } from "./errors.js";
 import { type ImageBudget, type ImageInput, type PreparedImage, prepareImage, resolveBudget } from "./images.js";
 import { loadNative } from "./native.js";
@@ -173,13 +173,12 @@ interface Pending {
  * @internal
  */
 export interface ContextModel {
-    readonly native: NativeModel;
-    readonly nativeProjector: NativeProjector | null;
+    /** The loaded model, from whichever backend loaded it. */
+    readonly loaded: LoadedModel;
     applyChatTemplate(
         messages: readonly { role: string; content: string }[],
         options?: { template?: string; addAssistant?: boolean },
     ): string;
-    newNativeContext(): NativeContext;
     forgetContext(context: Context): void;
 }
 
@@ -190,7 +189,7 @@ export class Context {
     /** Tokens each sequence holds. */
     readonly contextSize: number;
     readonly parallel: number;
-    private readonly native: NativeContext;
+    private readonly native: EngineContext;
     private readonly vocabSize: number;
     private readonly pending = new Map<number, Pending>();
     /** Settles when the request made last has been submitted or has failed: requests start in call order. */
@@ -198,10 +197,10 @@ export class Context {
     private disposed = false;
     private disposing: Promise<void> | undefined;
 
-    private constructor(model: ContextModel, native: NativeContext, info: { contextSize: number; parallel: number }) {
+    private constructor(model: ContextModel, native: EngineContext, info: { contextSize: number; parallel: number }) {
         this.model = model;
         this.native = native;
-        this.vocabSize = model.native.info().vocabSize;
+        this.vocabSize = model.loaded.info.vocabSize;
         this.contextSize = info.contextSize;
         this.parallel = info.parallel;
     }
@@ -248,14 +247,8 @@ export class Context {
                 `contextSize × parallel = ${params.contextSize} × ${params.parallel} is over the ${INT32_MAX} cells llama.cpp can address`,
             );
         }
-        const native = model.newNativeContext();
         let context: Context | undefined;
-        try {
-            await native.init(model.native, model.nativeProjector, params, (events) => context?.onEvents(events));
-        } catch (err) {
-            await native.dispose();
-            throw fromNative(err);
-        }
+        const native = await model.loaded.createContext(params, (events) => context?.onEvents(events));
         const info = native.info();
         context = new Context(model, native, { contextSize: info.contextSize, parallel: info.parallel });
         return context;
@@ -395,7 +388,7 @@ export class Context {
         const signal = r.signal;
         if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid("signal", "an AbortSignal", signal);
         const { textParts, images } = this.buildPrompt(r);
-        if (images.length > 0 && this.model.nativeProjector === null) {
+        if (images.length > 0 && this.model.loaded.projector === null) {
             throw new LlamaVlmError(
                 "INVALID_OPTION",
                 "The request has images but the model was loaded without a projector",

@@ -66,3 +66,20 @@ export function fromNative(error: unknown): LlamaVlmError {
         },
     );
 }
+
+/** An error as it crosses a process boundary (the engine process of an isolated model). @internal */
+export interface WireError {
+    code: string;
+    message: string;
+}
+
+/** Any thrown value → its code (NATIVE_ERROR when it has none) and message, for the other process. @internal */
+export function toWire(error: unknown): WireError {
+    const e = fromNative(error);
+    return { code: e.code, message: e.message };
+}
+
+/** The other process's error, as a LlamaVlmError here. @internal */
+export function fromWire(error: WireError): LlamaVlmError {
+    return fromNative(Object.assign(new Error(error.message), { code: error.code }));
+}

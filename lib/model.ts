@@ -1,7 +1,8 @@
+import { inProcessBackend } from "./backend/in-process.js";
+import { processBackend } from "./backend/process.js";
+import type { LoadedModel, NativeModel } from "./backend/types.js";
 import { Context, type ContextOptions } from "./context.js";
 import { fromNative, LlamaVlmError } from "./errors.js";
-import { EngineProcess, type EngineSpec, RemoteModel, RemoteProjector } from "./isolation.js";
-import { loadNative, type NativeContext, type NativeModel, type NativeProjector } from "./native.js";
 import { fitPlacement, type Placement } from "./placement.js";
 import { checkTemplateNesting, preflight } from "./preflight.js";
 import { physicalCores } from "./system.js";
@@ -140,18 +141,15 @@ export class Model {
     /** Where the layers went (GPU offload) and why. */
     readonly placement: Placement;
     /** @internal */
-    readonly native: NativeModel;
-    /** @internal */
-    readonly nativeProjector: NativeProjector | null;
+    readonly loaded: LoadedModel;
     private readonly contexts = new Set<Context>();
     private disposed = false;
 
     /** @internal */
-    constructor(native: NativeModel, projector: NativeProjector | null, placement: Placement) {
-        this.native = native;
+    constructor(loaded: LoadedModel, placement: Placement) {
+        this.loaded = loaded;
         this.placement = placement;
-        this.nativeProjector = projector;
-        const i = native.info();
+        const i = loaded.info;
         this.info = {
             architecture: i.architecture,
             name: i.name,
@@ -163,7 +161,7 @@ export class Model {
             layers: i.layers,
             vocabSize: i.vocabSize,
             chatTemplate: i.chatTemplate,
-            hasVision: projector?.info().supportsVision ?? false,
+            hasVision: loaded.projector?.supportsVision ?? false,
         };
     }
 
@@ -177,7 +175,7 @@ export class Model {
         checkString("text", text);
         return Array.from(
             nativeCall(() =>
-                this.native.tokenize(
+                this.loaded.vocab.tokenize(
                     text,
                     checkBoolean("addSpecial", options.addSpecial ?? true),
                     checkBoolean("parseSpecial", options.parseSpecial ?? true),
@@ -196,7 +194,7 @@ export class Model {
             checkNumber(`tokens[${i}]`, t, { integer: true, min: 0, max: INT32_MAX }),
         );
         return nativeCall(() =>
-            this.native.detokenize(
+            this.loaded.vocab.detokenize(
                 ids,
                 checkBoolean("removeSpecial", options.removeSpecial ?? false),
                 checkBoolean("unparseSpecial", options.unparseSpecial ?? true),
@@ -218,7 +216,7 @@ export class Model {
         else if (this.info.chatTemplate)
             checkTemplateNesting(this.info.chatTemplate, "the model's chat template", "INVALID_MODEL");
         return nativeCall(() =>
-            this.native.applyChatTemplate(
+            this.loaded.vocab.applyChatTemplate(
                 messages.map((m) => ({ role: m.role, content: m.content })),
                 options.template ?? null,
                 options.addAssistant ?? true,
@@ -239,9 +237,9 @@ export class Model {
         return context;
     }
 
-    /** @internal */
-    newNativeContext(): NativeContext {
-        return this.native instanceof RemoteModel ? this.native.engine.newContext() : new (loadNative().Context)();
+    /** The addon's handle of the vocabulary in this process (tests run samplers with it). @internal */
+    get native(): NativeModel {
+        return this.loaded.vocab;
     }
 
     /** @internal */
@@ -254,8 +252,7 @@ export class Model {
         if (this.disposed) return;
         this.disposed = true;
         await Promise.all([...this.contexts].map((c) => c.dispose()));
-        this.nativeProjector?.dispose();
-        this.native.dispose();
+        this.loaded.dispose();
     }
 
     async [Symbol.asyncDispose](): Promise<void> {
@@ -334,69 +331,20 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
 
     await preflight(modelPath, projectorPath);
 
-    const native = loadNative();
-    let placement: Placement;
-    if (requestedLayers === "auto") {
-        placement = await fitPlacement(modelPath, fit);
-    } else {
-        placement = { gpuLayers: requestedLayers, reason: "as requested", devices: [] };
-    }
-    const gpuLayers = placement.gpuLayers;
-    if (isolation === "process") {
-        const spec = {
+    const placement: Placement =
+        requestedLayers === "auto"
+            ? await fitPlacement(modelPath, fit)
+            : { gpuLayers: requestedLayers, reason: "as requested", devices: [] };
+    const backend = isolation === "process" ? processBackend : inProcessBackend;
+    const loaded = await backend.load(
+        {
             model: modelPath,
             projector: projectorPath,
-            modelParams: { gpuLayers, useMmap, useMlock, vocabOnly },
+            modelParams: { gpuLayers: placement.gpuLayers, useMmap, useMlock, vocabOnly },
             projectorParams,
-        };
-        return loadIsolated(spec, o.onProgress, signal, placement);
-    }
-    const model = new native.Model();
-    const onAbort = () => model.abortLoad();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-        await model.load(modelPath, { gpuLayers, useMmap, useMlock, vocabOnly }, o.onProgress ?? null);
-    } catch (err) {
-        throw fromNative(err);
-    } finally {
-        signal?.removeEventListener("abort", onAbort);
-    }
-    let projector: NativeProjector | null = null;
-    if (projectorPath !== undefined) {
-        if (signal?.aborted) {
-            model.dispose();
-            throw abortError("Model loading");
-        }
-        projector = new native.Projector();
-        try {
-            await projector.load(model, projectorPath, projectorParams);
-        } catch (err) {
-            model.dispose();
-            throw fromNative(err);
-        }
-    }
-    return new Model(model, projector, placement);
-}
-
-/** isolation "process": the model loads in its engine process; this process keeps a vocabulary-only copy. */
-async function loadIsolated(
-    spec: EngineSpec,
-    onProgress: ((progress: number) => void) | undefined,
-    signal: AbortSignal | undefined,
-    placement: Placement,
-): Promise<Model> {
-    const engine = await EngineProcess.start(spec, onProgress, signal);
-    const vocab = new (loadNative().Model)();
-    try {
-        await vocab.load(spec.model, { gpuLayers: 0, useMmap: true, useMlock: false, vocabOnly: true }, null);
-    } catch (err) {
-        engine.dispose();
-        throw fromNative(err);
-    }
-    const info = engine.info!;
-    return new Model(
-        new RemoteModel(vocab, engine, info.model),
-        info.projector ? new RemoteProjector(info.projector) : null,
-        placement,
+        },
+        o.onProgress,
+        signal,
     );
+    return new Model(loaded, placement);
 }

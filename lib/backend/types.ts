@@ -97,11 +97,7 @@ export interface NativeModelInfo {
 
 /** @internal */
 export interface NativeModel {
-    load(
-        path: string,
-        params: { gpuLayers: number; useMmap: boolean; useMlock: boolean; vocabOnly: boolean },
-        onProgress: ((progress: number) => void) | null,
-    ): Promise<void>;
+    load(path: string, params: ModelParams, onProgress: ((progress: number) => void) | null): Promise<void>;
     abortLoad(): void;
     info(): NativeModelInfo;
     tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
@@ -118,18 +114,8 @@ export interface NativeModel {
 
 /** @internal */
 export interface NativeProjector {
-    load(
-        model: NativeModel,
-        path: string,
-        params: {
-            useGpu: boolean;
-            threads: number;
-            imageMinTokens: number;
-            imageMaxTokens: number;
-            flashAttention: number;
-        },
-    ): Promise<void>;
-    info(): { supportsVision: boolean; usesMrope: boolean; marker: string };
+    load(model: NativeModel, path: string, params: ProjectorParams): Promise<void>;
+    info(): ProjectorInfo;
     dispose(): void;
 }
 
@@ -167,26 +153,14 @@ export type NativeEvent =
       }
     | { id: number; type: "error"; code: string; message: string };
 
-/** @internal */
-export interface NativeContext {
+/** The addon's Context: an EngineContext in this process, initialised with a loaded model. @internal */
+export interface NativeContext extends EngineContext {
     init(
         model: NativeModel,
         projector: NativeProjector | null,
         params: NativeContextParams,
         onEvents: (events: NativeEvent[]) => void,
     ): Promise<void>;
-    submit(request: NativeRequest): number;
-    cancel(id: number): void;
-    info(): { contextSize: number; totalContextSize: number; parallel: number; batchSize: number };
-    ref(): void;
-    unref(): void;
-    dispose(): Promise<void>;
-    /**
-     * Test-only (LLAMA_VLM_TEST_FAULTS=1): "abort" makes the engine thread abort natively before its next decode;
-     * "throw-prepare" / "throw-prefill" make the next request's work in the encoder / decoder stage throw a
-     * std::runtime_error (that request fails with NATIVE_ERROR, the engine goes on).
-     */
-    testFault(kind: TestFault): void;
 }
 
 /** @internal */
@@ -234,4 +208,92 @@ export interface NativeAddon {
     physicalCores(): number;
     /** Feeds text through the log callback installed in llama.cpp (tests only). */
     _testLog(level: number, text: string): void;
+}
+
+/** How a text model loads (validated by loadModel). @internal */
+export interface ModelParams {
+    gpuLayers: number;
+    useMmap: boolean;
+    useMlock: boolean;
+    vocabOnly: boolean;
+}
+
+/** How a projector loads (validated by loadModel). @internal */
+export interface ProjectorParams {
+    useGpu: boolean;
+    threads: number;
+    imageMinTokens: number;
+    imageMaxTokens: number;
+    flashAttention: number;
+    imageCacheBytes: number;
+}
+
+/** @internal */
+export interface ProjectorInfo {
+    supportsVision: boolean;
+    usesMrope: boolean;
+    marker: string;
+}
+
+/** What to load: a text model and optionally its projector. @internal */
+export interface LoadSpec {
+    model: string;
+    projector: string | undefined;
+    modelParams: ModelParams;
+    projectorParams: ProjectorParams;
+}
+
+/** @internal */
+export interface EngineContextInfo {
+    /** Tokens each sequence holds. */
+    contextSize: number;
+    totalContextSize: number;
+    parallel: number;
+    batchSize: number;
+}
+
+/** A context's engine (KV cache and decoding threads), wherever it runs. @internal */
+export interface EngineContext {
+    /** Queues a request; its events follow through the context's `onEvents`. Returns the request's id. */
+    submit(request: NativeRequest): number;
+    /** Ends a request: it finishes with stopReason "abort" within one decode step. */
+    cancel(id: number): void;
+    info(): EngineContextInfo;
+    /** Keep the process alive while requests run (and let it exit when none do). */
+    ref(): void;
+    unref(): void;
+    /** Frees the context; running requests end with DISPOSED. */
+    dispose(): Promise<void>;
+    /**
+     * Test-only (LLAMA_VLM_TEST_FAULTS=1 where the engine runs): "abort" makes the engine thread abort natively before
+     * its next decode; "throw-prepare" / "throw-prefill" make the next request's work in the encoder / decoder stage
+     * throw a std::runtime_error (that request fails with NATIVE_ERROR, the engine goes on).
+     */
+    testFault(kind: TestFault): void;
+}
+
+/** A loaded model and its projector, wherever the weights live. @internal */
+export interface LoadedModel {
+    readonly info: NativeModelInfo;
+    readonly projector: ProjectorInfo | null;
+    /**
+     * The vocabulary in this process, for tokenizer and chat-template calls: the model itself when it loaded here, a
+     * vocabulary-only copy when its weights live in an engine process.
+     */
+    readonly vocab: NativeModel;
+    /** A context for generation; `onEvents` receives its requests' events, in order, on this thread. */
+    createContext(params: NativeContextParams, onEvents: (events: NativeEvent[]) => void): Promise<EngineContext>;
+    /** Frees the model (its contexts are disposed first, by their owner). */
+    dispose(): void;
+}
+
+/**
+ * Where models load and engines run. Two implementations: in this process (backend/in-process.ts, the addon) and in
+ * a child process that runs the in-process backend (backend/process.ts and backend/child.ts), so that a native abort
+ * ends the child and not the application. `Model` and `Context` talk only to this interface.
+ * @internal
+ */
+export interface Backend {
+    /** Loads the model and, with `spec.projector`, its projector. Rejects with ABORTED when `signal` fires. */
+    load(spec: LoadSpec, onProgress?: (progress: number) => void, signal?: AbortSignal): Promise<LoadedModel>;
 }

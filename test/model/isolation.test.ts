@@ -8,7 +8,7 @@ import {
     loadModel,
     type Model,
 } from "../../lib/index.js";
-import { MAX_CRASHES } from "../../lib/isolation.js";
+import { MAX_CRASHES } from "../../lib/backend/process.js";
 import type { NativeContext } from "../../lib/native.js";
 import { type TestPair, testImages, tinyPair } from "../helpers/fixtures.js";
 
@@ -149,6 +149,6 @@ describe("isolation: repeated crashes", () => {
         // No engine process is left behind by this test process.
         await new Promise((r) => setTimeout(r, 500));
         const children = execFileSync("ps", ["-o", "args=", "--ppid", String(process.pid)], { encoding: "utf8" });
-        expect(children).not.toContain("isolation-child");
+        expect(children).not.toContain("backend/child.js");
     });
 });

@@ -1,9 +1,9 @@
 /**
- * Process isolation (`loadModel({ isolation: "process" })`): the model's weights, projector and engine threads
- * live in a child process, so a native abort inside llama.cpp (a GGML_ASSERT, an out-of-memory kill) ends that
- * process and not the application. The parent keeps everything else — validation, image decoding, chat
- * templates (from a vocabulary-only copy of the model), stop strings, streaming — and talks to the child through
- * the NativeModel/NativeContext interfaces, so `Model` and `Context` work the same either way.
+ * The process backend (`loadModel({ isolation: "process" })`): the model's weights, projector and engine threads
+ * live in a child process (child.ts, which runs the in-process backend), so a native abort inside llama.cpp (a
+ * GGML_ASSERT, an out-of-memory kill) ends that process and not the application. This process keeps everything
+ * else — validation, image decoding, chat templates and the tokenizer (from a vocabulary-only copy of the model),
+ * streaming — so `Model` and `Context` work the same either way.
  *
  * When the child dies, every request in flight fails with CRASHED and a new child loads the model again and
  * re-creates the contexts; requests submitted meanwhile wait for it. After MAX_CRASHES deaths with no request
@@ -16,60 +16,76 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { fromNative, LlamaVlmError } from "./errors.js";
+import { fromWire, LlamaVlmError, type WireError } from "../errors.js";
+import { packageRoot } from "../native.js";
+import { currentLogLevel, emitLog, type LogLevel } from "../system.js";
+import { inProcessBackend } from "./in-process.js";
 import type {
-    NativeContext,
+    Backend,
+    EngineContext,
+    EngineContextInfo,
+    LoadedModel,
+    LoadSpec,
     NativeContextParams,
     NativeEvent,
     NativeModel,
     NativeModelInfo,
-    NativeProjector,
     NativeRequest,
+    ProjectorInfo,
     TestFault,
-} from "./native.js";
-import { packageRoot } from "./native.js";
-import { currentLogLevel, emitLog, type LogLevel } from "./system.js";
+} from "./types.js";
+
+export const processBackend: Backend = {
+    async load(spec: LoadSpec, onProgress?: (progress: number) => void, signal?: AbortSignal): Promise<LoadedModel> {
+        if (signal?.aborted) throw new LlamaVlmError("ABORTED", "Model loading was aborted");
+        const engine = await EngineProcess.start(spec, onProgress, signal);
+        let vocab: LoadedModel;
+        try {
+            vocab = await inProcessBackend.load({
+                model: spec.model,
+                projector: undefined,
+                modelParams: { gpuLayers: 0, useMmap: true, useMlock: false, vocabOnly: true },
+                projectorParams: spec.projectorParams,
+            });
+        } catch (err) {
+            engine.dispose();
+            throw err;
+        }
+        return new ProcessModel(vocab, engine);
+    },
+};
 
 /** How many times in a row (no request completed in between) the engine process may die before it stays down. */
 export const MAX_CRASHES = 3;
 
-export interface EngineSpec {
-    model: string;
-    projector: string | undefined;
-    modelParams: { gpuLayers: number; useMmap: boolean; useMlock: boolean; vocabOnly: boolean };
-    projectorParams: Parameters<NativeProjector["load"]>[2];
-}
-
-type ProjectorInfo = ReturnType<NativeProjector["info"]>;
 export interface LoadedInfo {
     model: NativeModelInfo;
     projector: ProjectorInfo | null;
 }
-type ContextInfo = ReturnType<NativeContext["info"]>;
 
 /** Parent → child. */
 export type ToChild =
-    | { op: "load"; call: number; spec: EngineSpec; logLevel: LogLevel | null }
+    | { op: "load"; call: number; spec: LoadSpec; logLevel: LogLevel | null }
     | { op: "abortLoad" }
     | { op: "createContext"; call: number; ctx: number; params: NativeContextParams }
     | { op: "disposeContext"; call: number; ctx: number }
     | { op: "submit"; ctx: number; id: number; request: NativeRequest }
     | { op: "cancel"; ctx: number; id: number }
-    | { op: "testFault"; ctx: number; kind: string }
+    | { op: "testFault"; ctx: number; kind: TestFault }
     | { op: "exit" };
 
 /** Child → parent. */
 export type ToParent =
-    | { op: "reply"; call: number; value?: unknown; error?: { code: string; message: string } }
+    | { op: "reply"; call: number; value?: unknown; error?: WireError }
     | { op: "progress"; value: number }
     | { op: "events"; ctx: number; events: NativeEvent[] }
     | { op: "log"; level: LogLevel; message: string };
 
-/** The compiled child entry: beside this file in dist/, or dist/ of the package when running from sources. */
+/** The compiled child entry: beside this file in dist/backend/, or in dist/ of the package when running from sources. */
 function childEntry(): string {
-    const here = fileURLToPath(new URL("./isolation-child.js", import.meta.url));
+    const here = fileURLToPath(new URL("./child.js", import.meta.url));
     if (fs.existsSync(here)) return here;
-    const built = path.join(packageRoot, "dist", "isolation-child.js");
+    const built = path.join(packageRoot, "dist", "backend", "child.js");
     if (fs.existsSync(built)) return built;
     throw new LlamaVlmError(
         "NATIVE_LOAD_FAILED",
@@ -98,11 +114,11 @@ export class EngineProcess {
     private disposed = false;
     private onProgress: ((progress: number) => void) | undefined;
 
-    private constructor(private readonly spec: EngineSpec) {}
+    private constructor(private readonly spec: LoadSpec) {}
 
     /** Starts the child and loads the model in it. */
     static async start(
-        spec: EngineSpec,
+        spec: LoadSpec,
         onProgress: ((progress: number) => void) | undefined,
         signal: AbortSignal | undefined,
     ): Promise<EngineProcess> {
@@ -181,9 +197,16 @@ export class EngineProcess {
         });
     }
 
-    newContext(): RemoteContext {
-        const ctx = new RemoteContext(this, this.nextContext++);
+    /** A context in the child: created there before this resolves. */
+    async newContext(params: NativeContextParams, onEvents: (events: NativeEvent[]) => void): Promise<RemoteContext> {
+        const ctx = new RemoteContext(this, this.nextContext++, onEvents);
         this.contexts.set(ctx.key, ctx);
+        try {
+            await ctx.open(params);
+        } catch (err) {
+            this.contexts.delete(ctx.key);
+            throw err;
+        }
         return ctx;
     }
 
@@ -205,7 +228,7 @@ export class EngineProcess {
                 const call = this.calls.get(m.call);
                 if (call === undefined) return;
                 this.calls.delete(m.call);
-                if (m.error) call.reject(fromNative(Object.assign(new Error(m.error.message), { code: m.error.code })));
+                if (m.error) call.reject(fromWire(m.error));
                 else call.resolve(m.value);
                 return;
             }
@@ -295,10 +318,9 @@ function lastMeaningfulLine(text: string): string | undefined {
 }
 
 /** A context living in the engine process. Request ids are the parent's; the child maps them to its own. */
-export class RemoteContext implements NativeContext {
+class RemoteContext implements EngineContext {
     params: NativeContextParams | undefined;
-    private contextInfo: ContextInfo | undefined;
-    private onEvents: ((events: NativeEvent[]) => void) | undefined;
+    private contextInfo: EngineContextInfo | undefined;
     private readonly inFlight = new Set<number>();
     private nextId = 1;
     private disposed = false;
@@ -307,16 +329,15 @@ export class RemoteContext implements NativeContext {
     constructor(
         private readonly engine: EngineProcess,
         readonly key: number,
+        private readonly onEvents: (events: NativeEvent[]) => void,
     ) {}
 
-    async init(
-        _model: NativeModel,
-        _projector: NativeProjector | null,
-        params: NativeContextParams,
-        onEvents: (events: NativeEvent[]) => void,
-    ): Promise<void> {
-        this.onEvents = onEvents;
-        this.contextInfo = (await this.engine.call({ op: "createContext", ctx: this.key, params })) as ContextInfo;
+    async open(params: NativeContextParams): Promise<void> {
+        this.contextInfo = (await this.engine.call({
+            op: "createContext",
+            ctx: this.key,
+            params,
+        })) as EngineContextInfo;
         this.params = params;
     }
 
@@ -334,7 +355,7 @@ export class RemoteContext implements NativeContext {
         if (this.inFlight.has(id)) this.engine.post({ op: "cancel", ctx: this.key, id });
     }
 
-    info(): ContextInfo {
+    info(): EngineContextInfo {
         if (this.contextInfo === undefined) throw new LlamaVlmError("DISPOSED", "The context is not initialised");
         return this.contextInfo;
     }
@@ -347,7 +368,7 @@ export class RemoteContext implements NativeContext {
         if (this.refs > 0 && --this.refs === 0) this.engine.hold(-1);
     }
 
-    /** Test-only: asks the engine thread in the child to abort natively (needs LLAMA_VLM_TEST_FAULTS=1 there). */
+    /** Test-only: asks the engine in the child for a fault (needs LLAMA_VLM_TEST_FAULTS=1 there). */
     testFault(kind: TestFault): void {
         this.engine.post({ op: "testFault", ctx: this.key, kind });
     }
@@ -364,7 +385,7 @@ export class RemoteContext implements NativeContext {
 
     deliver(events: NativeEvent[]): void {
         for (const e of events) if (e.type !== "token") this.inFlight.delete(e.id);
-        this.onEvents?.(events);
+        this.onEvents(events);
     }
 
     crashed(message: string): void {
@@ -375,58 +396,32 @@ export class RemoteContext implements NativeContext {
             message,
         }));
         this.inFlight.clear();
-        if (events.length > 0) this.onEvents?.(events);
+        if (events.length > 0) this.onEvents(events);
     }
 }
 
-/** The parent's side of an isolated model: the vocabulary-only copy answers tokenizer and template calls. */
-export class RemoteModel implements NativeModel {
-    constructor(
-        private readonly vocab: NativeModel,
-        readonly engine: EngineProcess,
-        private readonly loaded: NativeModelInfo,
-    ) {}
+/** An isolated model: its weights and engines in the child, a vocabulary-only copy here for tokens and templates. */
+class ProcessModel implements LoadedModel {
+    readonly info: NativeModelInfo;
+    readonly projector: ProjectorInfo | null;
+    readonly vocab: NativeModel;
 
-    load(): Promise<void> {
-        throw new LlamaVlmError("NATIVE_ERROR", "An isolated model is loaded by its engine process");
+    constructor(
+        private readonly vocabModel: LoadedModel,
+        private readonly engine: EngineProcess,
+    ) {
+        const loaded = engine.info!;
+        this.info = loaded.model;
+        this.projector = loaded.projector;
+        this.vocab = vocabModel.vocab;
     }
-    abortLoad(): void {}
-    info(): NativeModelInfo {
-        return this.loaded;
+
+    createContext(params: NativeContextParams, onEvents: (events: NativeEvent[]) => void): Promise<EngineContext> {
+        return this.engine.newContext(params, onEvents);
     }
-    tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array {
-        return this.vocab.tokenize(text, addSpecial, parseSpecial);
-    }
-    detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string {
-        return this.vocab.detokenize(tokens, removeSpecial, unparseSpecial);
-    }
-    tokenBytes(token: number): Buffer {
-        return this.vocab.tokenBytes(token);
-    }
-    isEndOfGeneration(token: number): boolean {
-        return this.vocab.isEndOfGeneration(token);
-    }
-    applyChatTemplate(
-        messages: { role: string; content: string }[],
-        template: string | null,
-        addAssistant: boolean,
-    ): string {
-        return this.vocab.applyChatTemplate(messages, template, addAssistant);
-    }
+
     dispose(): void {
         this.engine.dispose();
-        this.vocab.dispose();
+        this.vocabModel.dispose();
     }
-}
-
-/** Stands in for the projector that lives in the engine process. */
-export class RemoteProjector implements NativeProjector {
-    constructor(private readonly loaded: ProjectorInfo) {}
-    load(): Promise<void> {
-        throw new LlamaVlmError("NATIVE_ERROR", "An isolated projector is loaded by its engine process");
-    }
-    info(): ProjectorInfo {
-        return this.loaded;
-    }
-    dispose(): void {}
 }
