@@ -125,21 +125,72 @@ const SAMPLING = {
 /** The tiny model's vocabulary size (the real Qwen2 vocabulary). */
 const VOCAB = 151936;
 
-/** Grammars and JSON schemas with a check of the text they allow (a prefix of it: maxTokens may cut it). */
+/**
+ * Grammars and JSON schemas, each with a name and a check of the text it allows: `check(text, complete)`. The text may be a prefix
+ * of a sentence of the grammar (maxTokens, a stop string or an abort may cut it); `complete` is true when the
+ * generation ended with an end-of-generation token, which the grammar allows only at the end of a sentence.
+ */
 const GRAMMARS = [
-    { grammar: 'root ::= "yes" | "no"', check: (t) => ["yes", "no"].some((w) => w.startsWith(t)) },
-    { grammar: "root ::= [a-z ]+", check: (t) => /^[a-z ]*$/.test(t) },
-    { grammar: 'root ::= [0-9]+ ("," [0-9]+)*', check: (t) => /^[0-9,]*$/.test(t) },
+    {
+        name: "yes-no",
+        grammar: 'root ::= "yes" | "no"',
+        check: (t, complete) => ["yes", "no"].some((w) => (complete ? t === w : w.startsWith(t))),
+    },
+    {
+        name: "letters",
+        grammar: "root ::= [a-z ]+",
+        check: (t, complete) => (complete ? /^[a-z ]+$/ : /^[a-z ]*$/).test(t),
+    },
+    {
+        name: "numbers",
+        grammar: 'root ::= [0-9]+ ("," [0-9]+)*',
+        check: (t, complete) => (complete ? /^[0-9]+(,[0-9]+)*$/ : /^(?:[0-9]+(,[0-9]+)*,?)?$/).test(t),
+    },
 ];
+/** JSON whitespace (llama.cpp's converter allows a bounded amount of it between tokens). */
+const WS = "[ \\t\\n]*";
+/** A character of a JSON string, as the converter's `char` rule has it, and a cut-off escape. */
+const JSON_CHAR = '(?:[^"\\\\\\x00-\\x1F\\x7F]|\\\\(?:["\\\\bfnrt]|u[0-9a-fA-F]{4}))';
+const JSON_CHAR_CUT = "\\\\(?:u[0-9a-fA-F]{0,3})?";
+/** Every prefix of `{ "a": "<string>" }` with JSON whitespace between its tokens: a regular expression. */
+const OBJECT_A_PREFIX = new RegExp(
+    `^(?:\\{${WS}(?:"(?:a(?:"${WS}(?::${WS}(?:"${JSON_CHAR}*(?:${JSON_CHAR_CUT}|"${WS}(?:\\}${WS})?)?)?)?)?)?)?)?$`,
+);
+/** Whether `t` parses as JSON to a value that `is` accepts. */
+const parsesTo = (t, is) => {
+    try {
+        return is(JSON.parse(t));
+    } catch {
+        return false;
+    }
+};
 const SCHEMAS = [
     {
+        name: "enum",
         jsonSchema: { type: "string", enum: ["red", "green"] },
-        check: (t) => ['"red"', '"green"'].some((w) => w.startsWith(t.trimEnd()) || t.trim() === w),
+        check: (t, complete) =>
+            complete
+                ? parsesTo(t, (v) => v === "red" || v === "green")
+                : ['"red"', '"green"'].some((w) => w.startsWith(t.trimEnd()) || t.trim() === w),
     },
-    { jsonSchema: { type: "integer" }, check: (t) => /^-?[0-9]*\s*$/.test(t) },
     {
+        name: "integer",
+        jsonSchema: { type: "integer" },
+        check: (t, complete) => (complete ? parsesTo(t, Number.isInteger) : /^-?[0-9]*\s*$/.test(t)),
+    },
+    {
+        // The one property, a string, and nothing else: the converter allows no other property when the schema
+        // names its properties and says nothing of additionalProperties.
+        name: "object",
         jsonSchema: { type: "object", properties: { a: { type: "string" } }, required: ["a"] },
-        check: (t) => /^\s*\{?/.test(t),
+        check: (t, complete) =>
+            OBJECT_A_PREFIX.test(t) &&
+            (!complete ||
+                parsesTo(
+                    t,
+                    (v) =>
+                        typeof v === "object" && v !== null && Object.keys(v).join() === "a" && typeof v.a === "string",
+                )),
     },
 ];
 
@@ -272,7 +323,7 @@ export function makeCase(seed, index) {
     for (const [name, gen] of Object.entries(SAMPLING)) if (rng.chance(0.12)) r[name] = gen.ok(rng);
     if (rng.chance(0.05)) r.penalizeNl = rng.chance(0.5);
     if (r.penalizeNl !== undefined) delete r.penalizeNewline;
-    if (rng.chance(0.1)) {
+    if (rng.chance(0.25)) {
         const g = rng.pick([...GRAMMARS, ...SCHEMAS]);
         if (g.grammar) r.grammar = g.grammar;
         else r.jsonSchema = g.jsonSchema;
@@ -506,7 +557,9 @@ export function checkResult(c, result, chunks) {
     }
     if (!["eos", "stop", "length", "abort", "context"].includes(result.stopReason))
         problems.push(`stopReason ${result.stopReason}`);
-    if (result.stopReason === "abort" && c.abort === undefined) problems.push('stopReason "abort" without an abort');
+    // A consumer that stops reading a stream ends its request as an abort does (docs/reliability.md).
+    const aborted = c.abort !== undefined || c.breakLoop;
+    if (result.stopReason === "abort" && !aborted) problems.push('stopReason "abort" without an abort');
     const stops = (r.stop ?? r.stopStrings ?? []).filter((s) => s.length > 0);
     if (result.stopReason === "stop" && stops.length === 0) problems.push('stopReason "stop" without stop strings');
     for (const s of stops)
@@ -517,7 +570,7 @@ export function checkResult(c, result, chunks) {
         problems.push(`stopReason "length" after ${result.tokens.length} tokens, maxTokens ${maxTokens}`);
     }
     const unbounded = maxTokens === -1 || maxTokens > TARGETS[c.target].contextSize;
-    if (unbounded && c.abort === undefined && !["context", "eos", "stop"].includes(result.stopReason)) {
+    if (unbounded && !aborted && !["context", "eos", "stop"].includes(result.stopReason)) {
         problems.push(`maxTokens ${maxTokens} ended with ${result.stopReason}`);
     }
     const nProbs = r.nProbs ?? 0;
@@ -544,7 +597,8 @@ export function checkResult(c, result, chunks) {
             }
         }
     } else if (result.probs !== undefined) problems.push("probs without nProbs");
-    if (c.grammar && !c.grammar.check(result.text)) problems.push(`${JSON.stringify(result.text)} breaks the grammar`);
+    if (c.grammar && !c.grammar.check(result.text, result.stopReason === "eos"))
+        problems.push(`${JSON.stringify(result.text)} breaks the grammar`);
     if (chunks !== undefined && !c.breakLoop && chunks !== result.text) {
         problems.push(`streamed ${JSON.stringify(chunks)} but the result says ${JSON.stringify(result.text)}`);
     }

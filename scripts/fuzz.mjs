@@ -79,7 +79,10 @@ async function child() {
                     chunks = (chunks ?? "") + text;
                     if (c.abort?.at === "firstChunk") controller?.abort();
                 });
-                return { status: "completed", problems: checkResult(c, result, chunks) };
+                const problems = checkResult(c, result, chunks);
+                // Which grammar a completion with text was checked against: the run says that each one was.
+                const grammar = c.grammar !== undefined && result?.text?.length > 0 ? c.grammar.name : undefined;
+                return { status: "completed", problems, grammar };
             } catch (error) {
                 return { status: "rejected", code: error?.code, problems: checkError(c, error) };
             }
@@ -215,10 +218,12 @@ async function supervise() {
 
     const rejected = {};
     const failed = [];
+    const grammarsChecked = {};
     let completed = 0;
     let hangs = 0;
     for (const o of outcomes.values()) {
         if (o.status === "completed") completed++;
+        if (o.grammar !== undefined) grammarsChecked[o.grammar] = (grammarsChecked[o.grammar] ?? 0) + 1;
         if (o.status === "rejected") rejected[o.code] = (rejected[o.code] ?? 0) + 1;
         if (o.status === "hang") hangs++;
         if (o.problems.length > 0) failed.push(o);
@@ -286,7 +291,7 @@ async function supervise() {
             `${crashes.length} crashes, ${hangs} hangs, ${failed.length - hangs - crashed} failed checks, ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
     process.stdout.write(
-        `fuzz-summary ${JSON.stringify({ seed, cases: total, ran: outcomes.size, completed, rejected, crashes: crashes.length, hangs, failed: failed.length, features })}\n`,
+        `fuzz-summary ${JSON.stringify({ seed, cases: total, ran: outcomes.size, completed, rejected, crashes: crashes.length, hangs, failed: failed.length, features, grammarsChecked })}\n`,
     );
     return crashes.length > 0 || failed.length > 0 || outcomes.size !== total ? 1 : 0;
 }

@@ -24,6 +24,18 @@ import {
 export const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
 export const MODELS_CACHE = path.join(REPO_ROOT, ".cache", "models");
 
+/**
+ * A file of the vendored llama.cpp tree (`vendor/llama.cpp/<parts>`), such as one of its vocabulary-only GGUFs.
+ * Throws, saying how to get it, when it is missing: a test that needs it fails rather than skips.
+ */
+export function vendoredLlamaFile(...parts: string[]): string {
+    const file = path.join(REPO_ROOT, "vendor", "llama.cpp", ...parts);
+    if (!existsSync(file)) {
+        throw new Error(`${file} not found: vendor/llama.cpp is missing or incomplete: run npm ci (or npm run vendor)`);
+    }
+    return file;
+}
+
 export interface CachedModelOptions {
     /** Default `tiny`. */
     readonly size?: SynthSize;

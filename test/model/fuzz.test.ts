@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type TestPair, tinyPair } from "../helpers/fixtures.js";
@@ -8,6 +8,8 @@ import { REPO_ROOT } from "../helpers/models.js";
 // cases in flight; this test runs the script (on the compiled library) and reads its summary.
 const SEED = Number(process.env.LLAMA_VLM_FUZZ_SEED ?? 1);
 const CASES = Number(process.env.LLAMA_VLM_FUZZ_CASES ?? 300);
+/** The per-case deadline of the hang test: generous, since the other cases run under it too. */
+const HANG_DEADLINE_MS = 30_000;
 
 interface Summary {
     seed: number;
@@ -19,12 +21,13 @@ interface Summary {
     hangs: number;
     failed: number;
     features: Record<string, number>;
+    /** Completed cases with text, by the grammar or JSON schema (scripts/fuzz-cases.mjs) their text was checked against. */
+    grammarsChecked: Record<string, number>;
 }
 
 let pair: TestPair;
 
 beforeAll(async () => {
-    execFileSync("npm", ["run", "compile"], { cwd: REPO_ROOT, stdio: "ignore" });
     pair = await tinyPair("qwen2.5-vl");
 });
 
@@ -77,6 +80,11 @@ describe("fuzzer", () => {
         ]) {
             expect(s.features[feature], feature).toBeGreaterThan(0);
         }
+        // Each grammar's check ran on at least one completion with text (so a grammar that stopped constraining the
+        // output would fail it).
+        for (const grammar of ["yes-no", "letters", "numbers", "enum", "integer", "object"]) {
+            expect(s.grammarsChecked[grammar], `completions checked against the ${grammar} grammar`).toBeGreaterThan(0);
+        }
     }, 300_000);
 
     it("reports a process that dies as a crash with the seed and the cases in flight, and runs the rest", () => {
@@ -89,12 +97,15 @@ describe("fuzzer", () => {
         expect(r.line).toContain("1 crashes, 0 hangs");
     });
 
+    // The deadline applies to every case: it must be one that only a hang reaches (the cases take well under a
+    // second, a few on a loaded machine), so this test waits it out once.
     it("reports a case that never settles as a hang after the deadline, and runs the rest", () => {
-        const r = fuzz("--cases", "12", "--seed", "7", "--hang-at", "5", "--deadline-ms", "2000");
+        const r = fuzz("--cases", "12", "--seed", "7", "--hang-at", "5", "--deadline-ms", String(HANG_DEADLINE_MS));
+        expect(r.summary, `${r.stdout.slice(-4000)}\n${r.stderr.slice(-2000)}`).toBeDefined();
         expect(r.status).toBe(1);
-        expect(r.summary!.hangs).toBe(1);
+        expect(r.summary!.hangs, r.stdout).toBe(1);
         expect(r.summary!.ran).toBe(12);
-        expect(r.stdout).toContain("FAIL seed 7 case 5 (hang): not settled after 2000 ms");
+        expect(r.stdout).toContain(`FAIL seed 7 case 5 (hang): not settled after ${HANG_DEADLINE_MS} ms`);
         expect(r.line).toContain("0 crashes, 1 hangs");
-    });
+    }, 200_000);
 });

@@ -1,5 +1,6 @@
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_CRASHES } from "../../lib/backend/process.js";
 import {
     type CompletionRequest,
     type Context,
@@ -8,14 +9,29 @@ import {
     loadModel,
     type Model,
 } from "../../lib/index.js";
-import { MAX_CRASHES } from "../../lib/backend/process.js";
 import type { NativeContext } from "../../lib/native.js";
 import { type TestPair, testImages, tinyPair } from "../helpers/fixtures.js";
 
-// The engine process inherits the environment: this enables the native test-only abort hook there.
-process.env.LLAMA_VLM_TEST_FAULTS = "1";
-// ggml prints a backtrace on abort (and may try a debugger for it): not needed here.
-process.env.GGML_NO_BACKTRACE = "1";
+/**
+ * The engine process inherits this process's environment when it starts (and restarts, after a crash), so the
+ * variables it needs are set for this file's tests and restored after them: the test workers run every file in one
+ * process. LLAMA_VLM_TEST_FAULTS enables the native test-only abort hook; GGML_NO_BACKTRACE stops ggml from
+ * printing a backtrace on abort (and from trying a debugger for it).
+ */
+const ENGINE_ENV = { LLAMA_VLM_TEST_FAULTS: "1", GGML_NO_BACKTRACE: "1" };
+const savedEnv: Record<string, string | undefined> = {};
+beforeAll(() => {
+    for (const [name, value] of Object.entries(ENGINE_ENV)) {
+        savedEnv[name] = process.env[name];
+        process.env[name] = value;
+    }
+});
+afterAll(() => {
+    for (const [name, value] of Object.entries(savedEnv)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+    }
+});
 
 let pair: TestPair;
 let images: string[];
@@ -26,6 +42,19 @@ let expected: number[][];
 /** Makes the engine thread abort natively (GGML_ABORT) before its next llama_decode. */
 function abortEngine(context: Context): void {
     (context as unknown as { native: NativeContext }).native.testFault("abort");
+}
+
+/** This process's child processes, by pid: their command lines (the ps that lists them left out). */
+function childProcesses(): Map<number, string> {
+    // ps exits with 1 when there is no child to list; its output is what counts.
+    const ps = spawnSync("ps", ["-o", "pid=,args=", "--ppid", String(process.pid)], { encoding: "utf8" });
+    if (ps.error) throw ps.error;
+    const children = new Map<number, string>();
+    for (const line of ps.stdout.split("\n")) {
+        const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+        if (m && Number(m[1]) !== ps.pid) children.set(Number(m[1]), m[2]!);
+    }
+    return children;
 }
 
 async function rejection(promise: Promise<unknown>): Promise<LlamaVlmError> {
@@ -140,15 +169,28 @@ describe("isolation: repeated crashes", () => {
     });
 
     it("dispose ends the engine process, and requests then reject with DISPOSED", async () => {
+        const before = childProcesses();
         const model = await isolated();
+        // The engine: the child processes the load started (one, unless a restart left another for a moment).
+        const engine = [...childProcesses()].filter(([pid]) => !before.has(pid));
+        expect(engine.length, "no child process appeared for the engine").toBeGreaterThan(0);
         const context = await model.createContext({ contextSize: 512 });
         const running = rejection(context.complete({ prompt: "Tell a long story", maxTokens: 400 }));
         await model.dispose();
         expect((await running).code).toBe("DISPOSED");
         expect((await rejection(context.complete({ prompt: "x" }))).code).toBe("DISPOSED");
-        // No engine process is left behind by this test process.
-        await new Promise((r) => setTimeout(r, 500));
-        const children = execFileSync("ps", ["-o", "args=", "--ppid", String(process.pid)], { encoding: "utf8" });
-        expect(children).not.toContain("backend/child.js");
+        // The engine process ends soon after dispose: it exits when asked, or is killed 5 s later. The deadline
+        // only bounds a busy machine.
+        const alive = () => {
+            const now = childProcesses();
+            return engine.filter(([pid, args]) => now.get(pid) === args).map(([pid, args]) => `${pid} ${args}`);
+        };
+        const deadline = Date.now() + 10_000;
+        let left = alive();
+        while (left.length > 0 && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+            left = alive();
+        }
+        expect(left, `engine processes still running 10 s after dispose:\n${left.join("\n")}`).toEqual([]);
     });
 });

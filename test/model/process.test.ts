@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,7 +12,6 @@ let isolatedScript: string;
 let quietScript: string;
 
 beforeAll(async () => {
-    execFileSync("npm", ["run", "compile"], { cwd: REPO_ROOT, stdio: "ignore" });
     const pair = await tinyPair("qwen2.5-vl");
     const [image] = await testImages();
     script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "llama-vlm-exit-")), "exit.mjs");

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type TestPair, tinyPair } from "../helpers/fixtures.js";
@@ -18,7 +18,6 @@ interface Summary {
 let pair: TestPair;
 
 beforeAll(async () => {
-    execFileSync("npm", ["run", "compile"], { cwd: REPO_ROOT, stdio: "ignore" });
     pair = await tinyPair("qwen2.5-vl");
 });
 

@@ -41,8 +41,7 @@ import {
     uniform,
     Xoshiro128,
 } from "../../lib/gguf/index.js";
-
-const QWEN2_VOCAB = path.resolve(import.meta.dirname, "../../vendor/llama.cpp/models/ggml-vocab-qwen2.gguf");
+import { vendoredLlamaFile } from "../helpers/models.js";
 
 let dir: string;
 let fileCounter = 0;
@@ -421,7 +420,9 @@ describe("GGUF tensor data", () => {
         await expect(new GgufWriter().write(tempPath("typo"), { chunkElement: 4 } as never)).rejects.toThrow(
             /did you mean "chunkElements"/,
         );
-        await expect(readGguf(QWEN2_VOCAB, { readArray: false } as never)).rejects.toThrow(/did you mean "readArrays"/);
+        await expect(readGguf(tempPath("typo"), { readArray: false } as never)).rejects.toThrow(
+            /did you mean "readArrays"/,
+        );
     });
 
     it("aligns tensor data to general.alignment (default 32, here also 64)", async () => {
@@ -776,32 +777,30 @@ describe("GGUF reader validation", () => {
 });
 
 describe("GGUF vendor vocab", () => {
-    it.skipIf(!fs.existsSync(QWEN2_VOCAB))(
-        "reads the Qwen2 vocab and re-writes its metadata byte for byte",
-        async () => {
-            const g = await readGguf(QWEN2_VOCAB);
-            expect(g.tensors).toEqual([]);
-            expect(getMetadata(g, "tokenizer.ggml.model", GgufType.STRING)).toBe("gpt2");
-            expect(getMetadata(g, "tokenizer.ggml.pre", GgufType.STRING)).toBe("qwen2");
-            const tokens = getMetadata(g, "tokenizer.ggml.tokens", GgufType.ARRAY);
-            expect(tokens?.elementType).toBe(GgufType.STRING);
-            expect(tokens!.values.length).toBeGreaterThanOrEqual(151_000);
-            const tokenType = getMetadata(g, "tokenizer.ggml.token_type", GgufType.ARRAY);
-            expect(tokenType?.values).toBeInstanceOf(Int32Array);
-            expect(tokenType!.values.length).toBe(tokens!.values.length);
-            const merges = getMetadata(g, "tokenizer.ggml.merges", GgufType.ARRAY);
-            expect(merges!.values.length).toBeGreaterThan(100_000);
-            expect((tokens!.values as string[])[151645]).toBe("<|im_end|>");
+    it("reads the Qwen2 vocab and re-writes its metadata byte for byte", async () => {
+        const vocab = vendoredLlamaFile("models", "ggml-vocab-qwen2.gguf");
+        const g = await readGguf(vocab);
+        expect(g.tensors).toEqual([]);
+        expect(getMetadata(g, "tokenizer.ggml.model", GgufType.STRING)).toBe("gpt2");
+        expect(getMetadata(g, "tokenizer.ggml.pre", GgufType.STRING)).toBe("qwen2");
+        const tokens = getMetadata(g, "tokenizer.ggml.tokens", GgufType.ARRAY);
+        expect(tokens?.elementType).toBe(GgufType.STRING);
+        expect(tokens!.values.length).toBeGreaterThanOrEqual(151_000);
+        const tokenType = getMetadata(g, "tokenizer.ggml.token_type", GgufType.ARRAY);
+        expect(tokenType?.values).toBeInstanceOf(Int32Array);
+        expect(tokenType!.values.length).toBe(tokens!.values.length);
+        const merges = getMetadata(g, "tokenizer.ggml.merges", GgufType.ARRAY);
+        expect(merges!.values.length).toBeGreaterThan(100_000);
+        expect((tokens!.values as string[])[151645]).toBe("<|im_end|>");
 
-            // Copying every key into a writer reproduces the file (plus the trailing padding ggml's writer adds).
-            const w = new GgufWriter();
-            copyMetadata(g, w, () => true);
-            const file = tempPath("qwen2-copy");
-            await w.write(file);
-            const original = fs.readFileSync(QWEN2_VOCAB);
-            const copy = fs.readFileSync(file);
-            expect(copy.length - original.length).toBeLessThan(32);
-            expect(copy.subarray(0, original.length).equals(original)).toBe(true);
-        },
-    );
+        // Copying every key into a writer reproduces the file (plus the trailing padding ggml's writer adds).
+        const w = new GgufWriter();
+        copyMetadata(g, w, () => true);
+        const file = tempPath("qwen2-copy");
+        await w.write(file);
+        const original = fs.readFileSync(vocab);
+        const copy = fs.readFileSync(file);
+        expect(copy.length - original.length).toBeLessThan(32);
+        expect(copy.subarray(0, original.length).equals(original)).toBe(true);
+    });
 });

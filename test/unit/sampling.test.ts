@@ -1,8 +1,9 @@
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultLogger, LlamaVlmError, loadModel, type Model, setLogger } from "../../lib/index.js";
-import { loadNative, type NativeSamplerResult, packageRoot } from "../../lib/native.js";
+import { LlamaVlmError, loadModel, type Model, setLogger } from "../../lib/index.js";
+import { loadNative, type NativeSamplerResult } from "../../lib/native.js";
 import { type NativeSampling, resolveSampling, type SamplingOptions } from "../../lib/sampling.js";
+import { vendoredLlamaFile } from "../helpers/models.js";
+import { restoreTestLogger } from "../setup/logs.js";
 
 // Each test runs the real llama.cpp sampler chain (plus llama-vlm's own samplers) over a fixed logit
 // vector and checks the option's defined effect; each would fail if its option were ignored.
@@ -186,7 +187,7 @@ describe("samplers that need a vocabulary", () => {
     let nVocab: number;
     beforeAll(async () => {
         vocab = await loadModel({
-            model: path.join(packageRoot, "vendor", "llama.cpp", "models", "ggml-vocab-qwen2.gguf"),
+            model: vendoredLlamaFile("models", "ggml-vocab-qwen2.gguf"),
             vocabOnly: true,
         });
         nVocab = vocab.info.vocabSize;
@@ -232,11 +233,40 @@ describe("samplers that need a vocabulary", () => {
         for (const piece of pieces) expect("yes".startsWith(piece) || "no".startsWith(piece)).toBe(true);
     });
 
-    it("jsonSchema becomes a grammar that allows only a JSON object to start", () => {
+    it("jsonSchema becomes a grammar that keeps exactly the tokens that can start a JSON object of the schema", () => {
         const r = run({ jsonSchema: { type: "object", properties: { a: { type: "string" } } } }, ramp(), [], {
             model: vocab,
         });
-        for (const id of r.ids) expect(vocab.detokenize([id]).trimStart().startsWith("{")).toBe(true);
+        // The converter's grammar for this schema:
+        //   root ::= "{" space (a-kv)? space "}"       a-kv ::= "\"a\"" space ":" space string
+        //   space ::= | " " | "\n"{1,2} [ \t]{0,20}     string ::= "\"" char* "\""
+        //   char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})
+        // A first token may be any non-empty text that some sentence of it starts with: this regular expression
+        // (each group holds what may follow once the text before it is complete).
+        const space = "(?: |\\n{1,2}[ \\t]{0,20})?";
+        const char = '(?:[^"\\\\\\x00-\\x1F\\x7F]|\\\\(?:["\\\\bfnrt]|u[0-9a-fA-F]{4}))';
+        const cutChar = "\\\\(?:u[0-9a-fA-F]{0,3})?";
+        const kv = `"(?:a(?:"(?:${space}(?::(?:${space}(?:"(?:${char}*(?:${cutChar}|"(?:${space}\\}?)?)?)?)?)?)?)?)?)?`;
+        const start = new RegExp(`^\\{(?:${space}(?:${kv}|${space}\\}?))?$`);
+        const expected: number[] = [];
+        for (let id = 0; id < nVocab; id++) {
+            const piece = vocab.detokenize([id]);
+            if (piece.length > 0 && start.test(piece)) expected.push(id);
+        }
+        const brace = vocab.tokenize("{", { addSpecial: false });
+        expect(brace).toHaveLength(1);
+        expect(expected).toContain(brace[0]);
+        // The oracle itself: what it takes and what it refuses.
+        for (const piece of ["{", '{"', '{"a":', '{ "a": "x', "{}", "{\n", "{\n\n\n }"])
+            expect(start.test(piece), piece).toBe(true);
+        for (const piece of [" {", "[", "}", '"', "a", "{{", "{'", '{"b', "{\r\n", "{\t", "{}}", "{\n\n\n\n\n"]) {
+            expect(start.test(piece), piece).toBe(false);
+        }
+        // Kept: the first token of every object the schema allows, and nothing else (sorted by id to compare).
+        const kept = Array.from(r.ids).sort((a, b) => a - b);
+        expect(kept.length).toBeGreaterThan(0);
+        expect(kept.map((id) => vocab.detokenize([id]))).toEqual(expected.map((id) => vocab.detokenize([id])));
+        expect(kept).toEqual(expected);
     });
 
     it("a grammar that does not parse is an INVALID_OPTION error, and llama.cpp's reason reaches the logger", async () => {
@@ -255,7 +285,7 @@ describe("samplers that need a vocabulary", () => {
             expect(lines.some((l) => /error parsing grammar: expecting '\)'/.test(l))).toBe(true);
             expect(lines.some((l) => /failed to parse grammar/.test(l))).toBe(true);
         } finally {
-            setLogger(defaultLogger, "warn");
+            restoreTestLogger();
         }
     });
 });
