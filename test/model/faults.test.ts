@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { testImages, tinyPair } from "../helpers/fixtures.js";
@@ -9,7 +9,6 @@ import { REPO_ROOT } from "../helpers/models.js";
 let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
-    execFileSync("npm", ["run", "compile"], { cwd: REPO_ROOT, stdio: "ignore" });
     const pair = await tinyPair("qwen2.5-vl");
     const [image] = await testImages();
     env = {
@@ -56,10 +55,16 @@ describe("faults", () => {
             disposeMs: number;
             outcomes: string[];
             streamError: string;
+            preparingAtDispose: boolean;
+            preparingReachedEngine: boolean;
             after: string;
             secondDisposeMs: number;
             sameAfter: boolean;
         }>("dispose-context");
+        // The last request was still preparing its images when dispose() started, and was rejected without ever
+        // reaching the engine.
+        expect(r.preparingAtDispose, "the preparing request had reached the engine before dispose()").toBe(true);
+        expect(r.preparingReachedEngine, "the preparing request reached the engine after dispose()").toBe(false);
         expect(r.outcomes).toEqual(Array(6).fill("err:DISPOSED"));
         expect(r.streamError).toBe("DISPOSED");
         expect(r.disposeMs).toBeLessThan(5_000);
