@@ -6,7 +6,6 @@ import { type ImageBudget, type ImageInput, type PreparedImage, prepareImage, re
 import { loadNative } from "./native.js";
 import type { ChatMessage } from "./request/messages.js";
 import { resolveSampling, SAMPLING_ALIASES, SAMPLING_KEYS, type SamplingOptions } from "./sampling.js";
-import { StopMatcher } from "./stop.js";
 import { physicalCores } from "./system.js";
 import {
     checkKnownKeys,
@@ -104,7 +103,13 @@ export interface CompletionRequest extends SamplingOptions {
     penalizeNl?: boolean;
 }
 
-export type StopReason = "eos" | "stop" | "length" | "abort" | "context";
+/**
+ * Why a request ended. The engine decides each (native/engine/Finish.h); test/model/stop-engine.test.ts holds this list
+ * equal to the addon's `stopReasons`. @internal
+ */
+export const STOP_REASONS = ["eos", "stop", "length", "abort", "context"] as const;
+
+export type StopReason = (typeof STOP_REASONS)[number];
 
 export interface TokenProbability {
     token: number;
@@ -153,14 +158,11 @@ interface StreamControl {
 }
 
 interface Pending {
+    /** The engine releases bytes, which may end inside a UTF-8 character: decoded as a stream. */
     decoder: TextDecoder;
-    stop: StopMatcher;
     text: string;
     tokens: number[];
     probs: TokenProbability[][] | undefined;
-    stopped: boolean;
-    /** The engine finishes a request after the token that reaches maxTokens, so with maxTokens 0 it still samples one: that one is dropped. */
-    maxTokens: number;
     onChunk: ((chunk: StreamChunk) => void) | undefined;
     resolve: (result: CompletionResult) => void;
     reject: (error: LlamaVlmError) => void;
@@ -431,6 +433,7 @@ export class Context {
                         addSpecial: true,
                         maxTokens,
                         nProbs,
+                        stop: stops,
                         sampling: resolved,
                     });
                 } catch (err) {
@@ -443,12 +446,9 @@ export class Context {
                 if (this.pending.size === 0) this.native.ref();
                 this.pending.set(id, {
                     decoder: new TextDecoder("utf-8"),
-                    stop: new StopMatcher(stops),
                     text: "",
                     tokens: [],
                     probs: nProbs > 0 ? [] : undefined,
-                    stopped: false,
-                    maxTokens,
                     onChunk,
                     resolve,
                     reject,
@@ -536,22 +536,17 @@ export class Context {
         for (const e of events) {
             const p = this.pending.get(e.id);
             if (p === undefined) continue;
+            // The engine finishes requests (stop strings included) and holds back output that could be the start of a
+            // stop string: what it releases is shown as is.
             if (e.type === "token") {
-                if (p.stopped || p.tokens.length === p.maxTokens) continue;
                 p.tokens.push(e.token);
-                const piece = p.decoder.decode(e.bytes, { stream: true });
-                const { text, stopped } = p.stop.push(piece);
+                const text = p.decoder.decode(e.bytes, { stream: true });
                 p.text += text;
                 const probs = e.probs?.map((x) => ({ token: x.token, probability: x.probability }));
                 if (probs && p.probs) p.probs.push(probs);
-                if (p.onChunk && (text.length > 0 || !stopped))
-                    p.onChunk({ text, token: e.token, ...(probs ? { probs } : {}) });
-                if (stopped) {
-                    p.stopped = true;
-                    this.native.cancel(e.id);
-                }
+                p.onChunk?.({ text, token: e.token, ...(probs ? { probs } : {}) });
             } else if (e.type === "done") {
-                const tail = p.stopped ? "" : p.stop.push(p.decoder.decode()).text + p.stop.flush();
+                const tail = p.decoder.decode(e.bytes);
                 if (tail.length > 0) {
                     p.text += tail;
                     p.onChunk?.({ text: tail, token: -1 });
@@ -560,7 +555,7 @@ export class Context {
                 p.resolve({
                     text: p.text,
                     tokens: p.tokens,
-                    stopReason: p.stopped ? "stop" : (e.stopReason as StopReason),
+                    stopReason: e.stopReason as StopReason,
                     ...(p.probs ? { probs: p.probs } : {}),
                     timings: e.timings,
                 });

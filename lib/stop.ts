@@ -2,6 +2,9 @@
  * Finds stop strings in streamed text, across token boundaries, and holds back any tail that could be
  * the start of a stop string, so streamed text never shows part of one. Stop strings match exactly as
  * given (case and whitespace included).
+ *
+ * Public, for text streamed from elsewhere: a request's own `stop` strings are matched by the native engine
+ * (native/engine/Finish.h), which ends the request on the decode step that produced one.
  */
 export class StopMatcher {
     private readonly stops: string[];

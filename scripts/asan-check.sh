@@ -134,7 +134,7 @@ if ((leaks)); then
     awk -v out="$logs/addon-leaks.txt" '
         /^(Direct|Indirect) leak of/ { rec = $0; keep = 0; inrec = 1; next }
         inrec && /^$/ { if (keep) print rec "\n" > out; inrec = 0; next }
-        inrec { rec = rec "\n" $0; if ($0 ~ /\/native\/[A-Za-z]+\.(cc|h):/) keep = 1 }
+        inrec { rec = rec "\n" $0; if ($0 ~ /\/native\/(engine|binding)\/[A-Za-z]+\.(cc|h):/) keep = 1 }
     ' "$logs"/asan.* 2>/dev/null || true
     if [[ -s $logs/addon-leaks.txt ]]; then
         echo "asan-check: leaks allocated through native/ (${logs#"$root"/}/addon-leaks.txt):"

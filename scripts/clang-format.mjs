@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// clang-format over native/: `--check` fails on any difference, `--fix` rewrites the files.
+// clang-format over native/ (engine/ and binding/): `--check` fails on any difference, `--fix` rewrites the files.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dir = path.join(root, "native");
 const files = fs
-    .readdirSync(dir)
+    .readdirSync(dir, { recursive: true })
     .filter((f) => /\.(cc|h)$/.test(f))
     .map((f) => path.join(dir, f));
 const fix = process.argv.includes("--fix");

@@ -18,7 +18,7 @@ export interface Timings {
     generatedTokens: number;
 }
 
-/** What the native sampler builder reads (native/Sampler.cc ReadSamplerParams). @internal */
+/** What the native sampler builder reads (native/binding/Payload.cc ReadSamplerParams). @internal */
 export interface NativeSampling {
     temperature: number;
     dynatempRange: number;
@@ -137,18 +137,34 @@ export interface NativeRequest {
     textParts: string[];
     images: { data: Uint8Array; width: number; height: number; id: string }[];
     addSpecial: boolean;
+    /** -1: until the sequence is full; 0: the engine finishes the request (stopReason "length") with no token. */
     maxTokens: number;
     nProbs: number;
+    /** The engine ends the request before the first of these its output contains (matched on the UTF-8 bytes). */
+    stop: string[];
     sampling: NativeSampling;
 }
 
-/** @internal */
+/**
+ * What the engine reports of a request, in order: tokens, then one done or error. `bytes` are output released for
+ * showing (a token's may be empty while it could be the start of a stop string; done's are what was held back at
+ * the end); concatenated, they are the request's text, never any part of a stop string. A `Uint8Array` after
+ * crossing the isolation boundary. `stopReason` and `code` are names from the addon's `stopReasons` / `errorCodes`.
+ * @internal
+ */
 export type NativeEvent =
-    | { id: number; type: "token"; token: number; bytes: Buffer; probs?: { token: number; probability: number }[] }
+    | {
+          id: number;
+          type: "token";
+          token: number;
+          bytes: Uint8Array;
+          probs?: { token: number; probability: number }[];
+      }
     | {
           id: number;
           type: "done";
           stopReason: string;
+          bytes: Uint8Array;
           timings: Timings;
       }
     | { id: number; type: "error"; code: string; message: string };
@@ -185,6 +201,10 @@ export interface NativeAddon {
         model: NativeModel | null,
     ): NativeSamplerResult;
     jsonSchemaToGrammar(schema: string): string;
+    /** The engine's stop reasons (native/engine/Finish.h), the names a done event's `stopReason` takes. */
+    readonly stopReasons: readonly string[];
+    /** The error codes native code raises (native/engine/Errors.h), each a `LlamaVlmErrorCode`. */
+    readonly errorCodes: readonly string[];
     fitModel(
         path: string,
         params: {

@@ -1,6 +1,4 @@
-#include "Logger.h"
-
-#include "SafeJs.h"
+#include "Log.h"
 
 #include <ggml.h>
 #include <llama.h>
@@ -9,9 +7,7 @@
 #include <mtmd.h>
 
 #include <algorithm>
-#include <memory>
 #include <mutex>
-#include <string>
 #include <vector>
 
 namespace llama_vlm {
@@ -19,7 +15,7 @@ namespace {
 
 struct Router {
     std::mutex mutex;
-    std::vector<LogSink *> sinks;
+    std::vector<LogListener *> listeners;
 };
 
 Router &router() {
@@ -40,12 +36,12 @@ void Dispatch(int level, const std::string &line) {
     if (level >= GGML_LOG_LEVEL_ERROR && lastError.empty()) lastError = line;
     Router &r = router();
     std::lock_guard<std::mutex> lock(r.mutex);
-    for (LogSink *sink : r.sinks) {
-        if (level >= sink->minLevel()) sink->Emit(level, line.data(), line.size());
+    for (LogListener *listener : r.listeners) {
+        if (level >= listener->minLevel()) listener->OnLine(level, line);
     }
 }
 
-// ggml sends a line in pieces (GGML_LOG_LEVEL_CONT continues the previous one); JS gets whole lines.
+// ggml sends a line in pieces (GGML_LOG_LEVEL_CONT continues the previous one); listeners get whole lines.
 void OnLog(ggml_log_level level, const char *text, void * /*user_data*/) {
     thread_local PendingLine pending;
     if (text == nullptr) return;
@@ -63,57 +59,18 @@ void OnLog(ggml_log_level level, const char *text, void * /*user_data*/) {
     }
 }
 
-struct LogLine {
-    int level;
-    std::string text;
-};
-
 }  // namespace
 
-LogSink::LogSink(Napi::Env /*env*/) {
+void AddLogListener(LogListener *listener) {
     Router &r = router();
     std::lock_guard<std::mutex> lock(r.mutex);
-    r.sinks.push_back(this);
+    r.listeners.push_back(listener);
 }
 
-LogSink::~LogSink() {
-    {
-        Router &r = router();
-        std::lock_guard<std::mutex> lock(r.mutex);
-        r.sinks.erase(std::remove(r.sinks.begin(), r.sinks.end(), this), r.sinks.end());
-    }
-    if (active_) tsfn_.Abort();
-}
-
-void LogSink::Set(Napi::Function fn, int minLevel) {
+void RemoveLogListener(LogListener *listener) {
     Router &r = router();
     std::lock_guard<std::mutex> lock(r.mutex);
-    if (active_) tsfn_.Release();
-    tsfn_ = Napi::ThreadSafeFunction::New(fn.Env(), fn, "llama-vlm-log", 0, 1);
-    tsfn_.Unref(fn.Env());
-    active_ = true;
-    minLevel_.store(minLevel, std::memory_order_relaxed);
-}
-
-void LogSink::Clear() {
-    Router &r = router();
-    std::lock_guard<std::mutex> lock(r.mutex);
-    if (active_) tsfn_.Release();
-    active_ = false;
-    minLevel_.store(100, std::memory_order_relaxed);
-}
-
-// Called with the router's mutex held, so Set/Clear cannot swap tsfn_ underneath.
-void LogSink::Emit(int level, const char *line, size_t length) {
-    if (!active_) return;
-    auto *payload = new LogLine{level, std::string(line, length)};
-    napi_status status = tsfn_.NonBlockingCall(payload, [](Napi::Env env, Napi::Function fn, LogLine *data) {
-        std::unique_ptr<LogLine> owned(data);
-        if (env == nullptr || fn == nullptr) return;
-        SafeJs js(env);
-        js.Call(fn, {js.Number(owned->level), js.String(owned->text)});
-    });
-    if (status != napi_ok) delete payload;
+    r.listeners.erase(std::remove(r.listeners.begin(), r.listeners.end(), listener), r.listeners.end());
 }
 
 std::string TakeLastError() {

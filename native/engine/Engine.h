@@ -10,6 +10,9 @@
 //   frees its sequence and the next prepared request takes it (continuous batching).
 // So image encoding overlaps decoding, and a request's image is usually ready when its slot frees.
 //
+// The engine finishes every request itself (Finish.h): EOS, a stop string, maxTokens (0: in the encoder stage,
+// before it takes a slot), a full sequence, an abort — each on the step that decided it, freeing the slot at once.
+//
 // Thread: Submit/Cancel/Stop may be called from any thread. The llama_context is touched by the
 // decode thread only. Events go out through the sink, called from either stage's thread.
 #pragma once
@@ -30,6 +33,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "Errors.h"
+#include "Finish.h"
+#include "Model.h"
 #include "Projector.h"
 #include "Sampler.h"
 
@@ -56,9 +62,10 @@ struct Request {
     std::vector<std::string> textParts;  // images.size() + 1 parts; image i sits between parts i and i+1
     std::vector<Image> images;
     bool addSpecial = true;  // BOS and other specials the vocabulary adds at the start
-    SamplerPtr sampler;      // built on the JS thread at submit, so a bad grammar fails there
+    SamplerPtr sampler;      // built at submit, on the caller's thread, so that a bad grammar fails there
     int32_t maxTokens = -1;  // -1: until the sequence's context is full
     int32_t nProbs = 0;
+    std::vector<std::string> stop;  // stop strings: the request ends before the first one its output contains
     std::atomic<bool> cancelled{false};
 };
 
@@ -72,16 +79,20 @@ struct Timings {
     int32_t generatedTokens = 0;
 };
 
+// A request's output goes out as bytes that are safe to show: the Token events' `bytes` and the Done event's,
+// concatenated, are the request's text. Bytes that could be the start of a stop string are held back (a Token event
+// may carry none) until later output decides; the Done event releases what is left (for "stop", nothing: the
+// text ends before the stop string).
 struct Event {
     enum class Kind { Token, Done, Error } kind = Kind::Token;
     uint64_t requestId = 0;
-    llama_token token = -1;
-    std::string bytes;                                 // the token's piece
-    std::vector<std::pair<llama_token, float>> probs;  // top nProbs (token, probability), before sampling
-    std::string stopReason;                            // Done: eos | length | context | abort
-    Timings timings;
-    std::string code;     // Error
-    std::string message;  // Error
+    llama_token token = -1;                            // Token
+    std::string bytes;                                 // Token, Done: output bytes released now
+    std::vector<std::pair<llama_token, float>> probs;  // Token: top nProbs (token, probability), before sampling
+    StopReason stopReason = StopReason::Eos;           // Done
+    Timings timings;                                   // Done
+    ErrorCode code = ErrorCode::NativeError;           // Error
+    std::string message;                               // Error
 };
 
 struct EngineParams {
@@ -133,8 +144,9 @@ class Engine {
     void RunDecoder();
     bool Admit();
     void Prefill(Slot &slot, llama_batch &batch, int32_t &budget);
-    void Finish(Slot &slot, const char *reason, std::vector<Event> &events);
-    void Fail(Slot &slot, const std::string &code, const std::string &message, std::vector<Event> &events);
+    void Finish(Slot &slot, StopReason reason, std::vector<Event> &events);
+    void Fail(Slot &slot, ErrorCode code, const std::string &message, std::vector<Event> &events);
+    void Free(Slot &slot);
     void Forget(uint64_t requestId);
 
     SharedModel model_;

@@ -3,7 +3,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "Errors.h"
+#include "JsError.h"
+#include "Model.h"
+#include "Payload.h"
+#include "Projector.h"
 #include "SafeJs.h"
 
 namespace llama_vlm {
@@ -27,7 +30,7 @@ class ContextInitWorker : public PromiseWorker<> {
         } catch (const VlmError &e) {
             Fail(e.code(), e.what());
         } catch (const std::exception &e) {
-            Fail("NATIVE_ERROR", std::string("creating the context failed: ") + e.what());
+            Fail(ErrorCode::NativeError, std::string("creating the context failed: ") + e.what());
         }
     }
 
@@ -65,13 +68,6 @@ class ContextDisposeWorker : public PromiseWorker<> {
     bool active_;
 };
 
-uint32_t U32(const Napi::Object &o, const char *key) {
-    return o.Get(key).As<Napi::Number>().Uint32Value();
-}
-int32_t I32(const Napi::Object &o, const char *key) {
-    return o.Get(key).As<Napi::Number>().Int32Value();
-}
-
 napi_value EventsToJs(SafeJs &js, const std::vector<Event> &events) {
     napi_value out = js.Array(events.size());
     for (size_t i = 0; i < events.size() && js.ok(); ++i) {
@@ -97,7 +93,8 @@ napi_value EventsToJs(SafeJs &js, const std::vector<Event> &events) {
             }
             case Event::Kind::Done: {
                 js.Set(o, "type", "done");
-                js.Set(o, "stopReason", e.stopReason);
+                js.Set(o, "stopReason", StopReasonName(e.stopReason));
+                js.Set(o, "bytes", js.Bytes(e.bytes));
                 napi_value t = js.Object();
                 js.Set(t, "imageEncodeMs", e.timings.imageEncodeMs);
                 js.Set(t, "imageTokens", e.timings.imageTokens);
@@ -111,7 +108,7 @@ napi_value EventsToJs(SafeJs &js, const std::vector<Event> &events) {
             }
             case Event::Kind::Error:
                 js.Set(o, "type", "error");
-                js.Set(o, "code", e.code);
+                js.Set(o, "code", ErrorCodeName(e.code));
                 js.Set(o, "message", e.message);
                 break;
         }
@@ -145,22 +142,12 @@ Context::~Context() {
 
 Napi::Value Context::InitEngine(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (initStarted_) throw ToJsError(env, "NATIVE_ERROR", "Context.init may be called once");
+    if (initStarted_) throw ToJsError(env, ErrorCode::NativeError, "Context.init may be called once");
     initStarted_ = true;
     model_ = Model::Unwrap(info[0].As<Napi::Object>())->Get(env);
     SharedProjector projector;
     if (info[1].IsObject()) projector = Projector::Unwrap(info[1].As<Napi::Object>())->Get(env);
-    Napi::Object p = info[2].As<Napi::Object>();
-    EngineParams params;
-    params.contextSize = U32(p, "contextSize");
-    params.batchSize = U32(p, "batchSize");
-    params.ubatchSize = U32(p, "ubatchSize");
-    params.parallel = U32(p, "parallel");
-    params.threads = I32(p, "threads");
-    params.threadsBatch = I32(p, "threadsBatch");
-    params.flashAttention = I32(p, "flashAttention");
-    params.typeK = I32(p, "typeK");
-    params.typeV = I32(p, "typeV");
+    EngineParams params = ReadEngineParams(info[2].As<Napi::Object>());
     parallel_ = params.parallel;
     batchSize_ = params.batchSize;
     events_ = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "llama-vlm:ContextEvents", 0, 1);
@@ -190,44 +177,17 @@ void Context::Started(std::unique_ptr<Engine> engine) {
 
 Napi::Value Context::Submit(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!engine_) throw ToJsError(env, "DISPOSED", "the context is not initialised or was disposed");
+    if (!engine_) throw ToJsError(env, ErrorCode::Disposed, "the context is not initialised or was disposed");
     Napi::Object r = info[0].As<Napi::Object>();
-    auto request = std::make_shared<Request>();
-    request->id = nextId_++;
-    Napi::Array parts = r.Get("textParts").As<Napi::Array>();
-    for (uint32_t i = 0; i < parts.Length(); ++i)
-        request->textParts.push_back(parts.Get(i).As<Napi::String>().Utf8Value());
-    Napi::Value images = r.Get("images");
-    if (images.IsArray()) {
-        Napi::Array a = images.As<Napi::Array>();
-        for (uint32_t i = 0; i < a.Length(); ++i) {
-            Napi::Object im = a.Get(i).As<Napi::Object>();
-            Image image;
-            image.width = U32(im, "width");
-            image.height = U32(im, "height");
-            Napi::Uint8Array data = im.Get("data").As<Napi::Uint8Array>();
-            if (data.ByteLength() != static_cast<size_t>(image.width) * image.height * 3) {
-                throw ToJsError(env, "INVALID_OPTION", "image data must be width * height * 3 bytes of RGB");
-            }
-            image.rgb.assign(data.Data(), data.Data() + data.ByteLength());
-            Napi::Value id = im.Get("id");
-            if (id.IsString()) image.id = id.As<Napi::String>().Utf8Value();
-            request->images.push_back(std::move(image));
-        }
-    }
-    if (request->textParts.size() != request->images.size() + 1) {
-        throw ToJsError(env, "INVALID_OPTION", "a request needs one more text part than images");
-    }
-    request->addSpecial = r.Get("addSpecial").ToBoolean().Value();
-    request->maxTokens = I32(r, "maxTokens");
-    request->nProbs = I32(r, "nProbs");
+    std::shared_ptr<Request> request = ReadRequest(env, r);
     SamplerParams sampling = ReadSamplerParams(r.Get("sampling").As<Napi::Object>());
     const llama_vocab *vocab = llama_model_get_vocab(model_.get());
     try {
         request->sampler = BuildSamplerChain(sampling, vocab, llama_vocab_n_tokens(vocab));
     } catch (const VlmError &e) {
-        throw ToJsError(env, e.code(), e.what());
+        throw ToJsError(env, e);
     }
+    request->id = nextId_++;
     const uint64_t id = request->id;
     engine_->Submit(std::move(request));
     return Napi::Number::New(env, static_cast<double>(id));
@@ -240,7 +200,7 @@ Napi::Value Context::Cancel(const Napi::CallbackInfo &info) {
 
 Napi::Value Context::Info(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!engine_) throw ToJsError(env, "DISPOSED", "the context is not initialised or was disposed");
+    if (!engine_) throw ToJsError(env, ErrorCode::Disposed, "the context is not initialised or was disposed");
     Napi::Object o = Napi::Object::New(env);
     o.Set("contextSize", engine_->sequenceContextSize());
     o.Set("totalContextSize", engine_->contextSize());
@@ -271,14 +231,14 @@ Napi::Value Context::TestFault(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     const char *enabled = std::getenv("LLAMA_VLM_TEST_FAULTS");
     if (enabled == nullptr || std::string(enabled) != "1") {
-        throw ToJsError(env, "INVALID_OPTION", "test faults are off: set LLAMA_VLM_TEST_FAULTS=1 to use them");
+        throw ToJsError(env, ErrorCode::InvalidOption, "test faults are off: set LLAMA_VLM_TEST_FAULTS=1 to use them");
     }
     const std::string fault = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
     if (fault != "abort" && fault != "throw-prepare" && fault != "throw-prefill") {
-        throw ToJsError(env, "INVALID_OPTION",
+        throw ToJsError(env, ErrorCode::InvalidOption,
                         "the test faults are \"abort\", \"throw-prepare\" and \"throw-prefill\"");
     }
-    if (!engine_) throw ToJsError(env, "DISPOSED", "the context is not initialised or was disposed");
+    if (!engine_) throw ToJsError(env, ErrorCode::Disposed, "the context is not initialised or was disposed");
     if (fault == "abort")
         engine_->AbortBeforeNextDecode();
     else

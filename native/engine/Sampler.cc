@@ -7,30 +7,10 @@
 #include <json-schema-to-grammar.h>
 
 #include "Errors.h"
-#include "Logger.h"
-#include "Model.h"
+#include "Log.h"
 
 namespace llama_vlm {
 namespace {
-
-float GetFloat(const Napi::Object &o, const char *key, float fallback) {
-    Napi::Value v = o.Get(key);
-    return v.IsNumber() ? v.As<Napi::Number>().FloatValue() : fallback;
-}
-
-int32_t GetInt(const Napi::Object &o, const char *key, int32_t fallback) {
-    Napi::Value v = o.Get(key);
-    return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
-}
-
-std::vector<std::string> GetStrings(const Napi::Object &o, const char *key) {
-    std::vector<std::string> out;
-    Napi::Value v = o.Get(key);
-    if (!v.IsArray()) return out;
-    Napi::Array a = v.As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
-    return out;
-}
 
 // Sorts candidates by logit, descending, and fills probabilities (softmax).
 void SoftmaxSorted(llama_token_data_array *cur) {
@@ -137,49 +117,6 @@ llama_sampler *NewPenaltiesKeepingNewline(llama_sampler *inner, llama_token newl
     return llama_sampler_init(&iface, new KeepNewline{inner, newline});
 }
 
-SamplerParams ReadSamplerParams(const Napi::Object &o) {
-    SamplerParams p;
-    p.temperature = GetFloat(o, "temperature", p.temperature);
-    p.dynatempRange = GetFloat(o, "dynatempRange", p.dynatempRange);
-    p.dynatempExponent = GetFloat(o, "dynatempExponent", p.dynatempExponent);
-    p.topK = GetInt(o, "topK", p.topK);
-    p.topP = GetFloat(o, "topP", p.topP);
-    p.minP = GetFloat(o, "minP", p.minP);
-    p.typicalP = GetFloat(o, "typicalP", p.typicalP);
-    p.tfsZ = GetFloat(o, "tfsZ", p.tfsZ);
-    p.minKeep = GetInt(o, "minKeep", p.minKeep);
-    p.repeatPenalty = GetFloat(o, "repeatPenalty", p.repeatPenalty);
-    p.repeatLastN = GetInt(o, "repeatLastN", p.repeatLastN);
-    p.frequencyPenalty = GetFloat(o, "frequencyPenalty", p.frequencyPenalty);
-    p.presencePenalty = GetFloat(o, "presencePenalty", p.presencePenalty);
-    p.penalizeNewline = o.Get("penalizeNewline").ToBoolean().Value();
-    p.dryMultiplier = GetFloat(o, "dryMultiplier", p.dryMultiplier);
-    p.dryBase = GetFloat(o, "dryBase", p.dryBase);
-    p.dryAllowedLength = GetInt(o, "dryAllowedLength", p.dryAllowedLength);
-    p.dryPenaltyLastN = GetInt(o, "dryPenaltyLastN", p.dryPenaltyLastN);
-    p.drySequenceBreakers = GetStrings(o, "drySequenceBreakers");
-    p.xtcProbability = GetFloat(o, "xtcProbability", p.xtcProbability);
-    p.xtcThreshold = GetFloat(o, "xtcThreshold", p.xtcThreshold);
-    p.topNSigma = GetFloat(o, "topNSigma", p.topNSigma);
-    p.mirostat = GetInt(o, "mirostat", p.mirostat);
-    p.mirostatTau = GetFloat(o, "mirostatTau", p.mirostatTau);
-    p.mirostatEta = GetFloat(o, "mirostatEta", p.mirostatEta);
-    Napi::Value bias = o.Get("logitBias");
-    if (bias.IsArray()) {
-        Napi::Array a = bias.As<Napi::Array>();
-        for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
-            p.logitBias.push_back(
-                {a.Get(i).As<Napi::Number>().Int32Value(), a.Get(i + 1).As<Napi::Number>().FloatValue()});
-        }
-    }
-    Napi::Value grammar = o.Get("grammar");
-    if (grammar.IsString()) p.grammar = grammar.As<Napi::String>().Utf8Value();
-    Napi::Value seed = o.Get("seed");
-    if (seed.IsNumber()) p.seed = seed.As<Napi::Number>().Uint32Value();
-    p.order = GetStrings(o, "order");
-    return p;
-}
-
 SamplerPtr BuildSamplerChain(const SamplerParams &p, const llama_vocab *vocab, int32_t nVocab, bool select) {
     llama_sampler_chain_params chainParams = llama_sampler_chain_default_params();
     chainParams.no_perf = true;
@@ -191,7 +128,7 @@ SamplerPtr BuildSamplerChain(const SamplerParams &p, const llama_vocab *vocab, i
                                                  nVocab, static_cast<int32_t>(p.logitBias.size()), p.logitBias.data()));
     }
     if (!p.grammar.empty()) {
-        if (vocab == nullptr) throw VlmError("INVALID_OPTION", "a grammar needs the model's vocabulary");
+        if (vocab == nullptr) throw VlmError(ErrorCode::InvalidOption, "a grammar needs the model's vocabulary");
         TakeLastError();
         llama_sampler *grammar = llama_sampler_init_grammar(vocab, p.grammar.c_str(), "root");
         if (grammar == nullptr) {
@@ -203,7 +140,8 @@ SamplerPtr BuildSamplerChain(const SamplerParams &p, const llama_vocab *vocab, i
             while (!why.empty() && std::isspace(static_cast<unsigned char>(why.back()))) why.pop_back();
             if (why.size() >= 3 && why.compare(why.size() - 3, 3, " at") == 0) why += " the end of the grammar";
             if (why.size() > 160) why = why.substr(0, 160) + "…";
-            throw VlmError("INVALID_OPTION", "the grammar does not parse as GBNF" + (why.empty() ? "" : ": " + why));
+            throw VlmError(ErrorCode::InvalidOption,
+                           "the grammar does not parse as GBNF" + (why.empty() ? "" : ": " + why));
         }
         llama_sampler_chain_add(chain.get(), grammar);
     }
@@ -223,7 +161,7 @@ SamplerPtr BuildSamplerChain(const SamplerParams &p, const llama_vocab *vocab, i
             llama_sampler_chain_add(chain.get(), pen);
         } else if (name == "dry") {
             if (p.dryMultiplier == 0.0f) continue;
-            if (vocab == nullptr) throw VlmError("INVALID_OPTION", "DRY needs the model's vocabulary");
+            if (vocab == nullptr) throw VlmError(ErrorCode::InvalidOption, "DRY needs the model's vocabulary");
             std::vector<const char *> breakers;
             for (const std::string &b : p.drySequenceBreakers) breakers.push_back(b.c_str());
             llama_sampler_chain_add(chain.get(),
@@ -255,7 +193,7 @@ SamplerPtr BuildSamplerChain(const SamplerParams &p, const llama_vocab *vocab, i
                                      : llama_sampler_init_temp(p.temperature));
             }
         } else {
-            throw VlmError("INVALID_OPTION", "unknown sampler in samplerOrder: " + name);
+            throw VlmError(ErrorCode::InvalidOption, "unknown sampler in samplerOrder: " + name);
         }
     }
 
@@ -274,57 +212,31 @@ SamplerPtr BuildSamplerChain(const SamplerParams &p, const llama_vocab *vocab, i
     return chain;
 }
 
-Napi::Value ApplySamplers(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    SamplerParams params = ReadSamplerParams(info[0].As<Napi::Object>());
-    Napi::Float32Array logits = info[1].As<Napi::Float32Array>();
-    Napi::Int32Array history = info[2].As<Napi::Int32Array>();
-    bool select = info[3].ToBoolean().Value();
-    SharedModel model;
-    if (info[4].IsObject()) model = Model::Unwrap(info[4].As<Napi::Object>())->Get(env);
-    const llama_vocab *vocab = model ? llama_model_get_vocab(model.get()) : nullptr;
-    const int32_t nVocab = static_cast<int32_t>(logits.ElementLength());
-    SamplerPtr chain;
-    try {
-        chain = BuildSamplerChain(params, vocab, nVocab, select);
-    } catch (const VlmError &e) {
-        throw ToJsError(env, e.code(), e.what());
-    }
-    for (size_t i = 0; i < history.ElementLength(); ++i) llama_sampler_accept(chain.get(), history[i]);
-    std::vector<llama_token_data> data(static_cast<size_t>(nVocab));
+SamplerRun RunSamplerChain(const SamplerParams &params, const llama_vocab *vocab, const std::vector<float> &logits,
+                           const std::vector<llama_token> &history, bool select) {
+    const int32_t nVocab = static_cast<int32_t>(logits.size());
+    SamplerPtr chain = BuildSamplerChain(params, vocab, nVocab, select);
+    for (llama_token token : history) llama_sampler_accept(chain.get(), token);
+    std::vector<llama_token_data> data(logits.size());
     for (int32_t i = 0; i < nVocab; ++i) data[static_cast<size_t>(i)] = {i, logits[static_cast<size_t>(i)], 0.0f};
     llama_token_data_array cur{data.data(), data.size(), -1, false};
     llama_sampler_apply(chain.get(), &cur);
-    int32_t selected = -1;
+    SamplerRun run;
     if (select && cur.selected >= 0 && static_cast<size_t>(cur.selected) < cur.size)
-        selected = cur.data[cur.selected].id;
+        run.selected = cur.data[cur.selected].id;
     // Samplers such as grammar, top-n-sigma and logit bias mask tokens with -inf instead of removing them.
     auto masked = [](const llama_token_data &t) { return std::isinf(t.logit) && t.logit < 0; };
     cur.size = static_cast<size_t>(std::remove_if(cur.data, cur.data + cur.size, masked) - cur.data);
     if (cur.size > 0) SoftmaxSorted(&cur);
-    Napi::Int32Array ids = Napi::Int32Array::New(env, cur.size);
-    Napi::Float32Array outLogits = Napi::Float32Array::New(env, cur.size);
-    Napi::Float32Array probs = Napi::Float32Array::New(env, cur.size);
-    for (size_t i = 0; i < cur.size; ++i) {
-        ids[i] = cur.data[i].id;
-        outLogits[i] = cur.data[i].logit;
-        probs[i] = cur.data[i].p;
-    }
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("ids", ids);
-    out.Set("logits", outLogits);
-    out.Set("probs", probs);
-    out.Set("selected", selected);
-    return out;
+    run.kept.assign(cur.data, cur.data + cur.size);
+    return run;
 }
 
-Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    std::string schema = info[0].As<Napi::String>().Utf8Value();
+std::string GrammarFromJsonSchema(const std::string &schema) {
     try {
-        return Napi::String::New(env, json_schema_to_grammar(common_json::parse(schema)));
+        return json_schema_to_grammar(common_json::parse(schema));
     } catch (const std::exception &e) {
-        throw ToJsError(env, "INVALID_OPTION", std::string("the JSON schema could not be converted: ") + e.what());
+        throw VlmError(ErrorCode::InvalidOption, std::string("the JSON schema could not be converted: ") + e.what());
     }
 }
 

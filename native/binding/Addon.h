@@ -1,5 +1,9 @@
 // Module entry: one Addon per JS environment (main thread or worker_thread), holding that
 // environment's state as instance data — no global JS handles.
+//
+// native/binding/ is the Node-API side of the addon: the JS classes, the payload readers and the delivery of events,
+// log lines and errors to JS. The generation engine and llama.cpp's objects live in native/engine/, which never sees
+// Node-API (CMakeLists.txt compiles it without its headers).
 #pragma once
 
 #include <napi.h>

@@ -1,13 +1,12 @@
 // Builds a llama.cpp sampler chain from already-validated options (lib/sampling.ts owns names,
-// defaults and validation). Adds what upstream removed: tail-free sampling and penalties that leave
-// the newline token alone.
+// defaults and validation; native/binding/Payload.h reads them into SamplerParams). Adds what upstream
+// removed: tail-free sampling and penalties that leave the newline token alone.
 //
-// Thread: SamplerParams is read from JS on the JS thread; chains are built and used on the thread
-// that samples (a Context's engine thread, or the JS thread in applySamplers for tests).
+// Thread: chains are built and used on the thread that samples (a Context's engine thread, or the JS
+// thread in applySamplers for tests).
 #pragma once
 
 #include <llama.h>
-#include <napi.h>
 
 #include <memory>
 #include <string>
@@ -47,9 +46,6 @@ struct SamplerParams {
     std::vector<std::string> order;  // names from lib/sampling.ts SAMPLER_NAMES
 };
 
-// [sync, JS thread] reads the plain object lib/sampling.ts produces.
-SamplerParams ReadSamplerParams(const Napi::Object &object);
-
 struct SamplerDeleter {
     void operator()(llama_sampler *s) const { llama_sampler_free(s); }
 };
@@ -57,7 +53,7 @@ using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
 
 // [sync, any thread] the full chain. `vocab` may be null only when no option needs it (DRY, grammar).
 // With select=false the final token picker (greedy/dist/mirostat) is left out, for inspection.
-// Throws VlmError("INVALID_OPTION") for a grammar that does not parse.
+// Throws VlmError(INVALID_OPTION) for a grammar that does not parse.
 SamplerPtr BuildSamplerChain(const SamplerParams &params, const llama_vocab *vocab, int32_t nVocab, bool select = true);
 
 // Tail-free sampling (removed upstream), as llama.cpp had it: keeps candidates until the normalised
@@ -68,12 +64,17 @@ llama_sampler *NewTailFreeSampler(float z, size_t minKeep);
 // (the reference pipeline's penalize_nl = false).
 llama_sampler *NewPenaltiesKeepingNewline(llama_sampler *inner, llama_token newline);
 
-// applySamplers(sampling, logits: Float32Array, history: Int32Array, select: boolean, model: Model | null)
-//   : { ids: Int32Array, logits: Float32Array, probs: Float32Array, selected: number }
-// [sync, JS thread] runs a chain over the given logits after accepting `history`; for tests and tools.
-Napi::Value ApplySamplers(const Napi::CallbackInfo &info);
+struct SamplerRun {
+    std::vector<llama_token_data> kept;  // the candidates the chain left, by logit descending, with probabilities
+    llama_token selected = -1;           // -1 unless select
+};
 
-// jsonSchemaToGrammar(schema: string): string — llama.cpp's JSON-schema → GBNF converter. [sync, JS thread]
-Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo &info);
+// [sync, any thread] builds a chain, accepts `history`, and runs it over `logits` (one per vocabulary entry);
+// for tests and tools. Throws VlmError(INVALID_OPTION) as BuildSamplerChain does.
+SamplerRun RunSamplerChain(const SamplerParams &params, const llama_vocab *vocab, const std::vector<float> &logits,
+                           const std::vector<llama_token> &history, bool select);
+
+// [sync, any thread] llama.cpp's JSON-schema → GBNF converter. Throws VlmError(INVALID_OPTION).
+std::string GrammarFromJsonSchema(const std::string &schema);
 
 }  // namespace llama_vlm

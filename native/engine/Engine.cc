@@ -9,8 +9,7 @@
 #include <exception>
 #include <stdexcept>
 
-#include "Errors.h"
-#include "Logger.h"
+#include "Log.h"
 
 namespace llama_vlm {
 namespace {
@@ -24,17 +23,17 @@ double MsSince(Clock::time_point t) {
 // The code and message for an exception caught around one request's work: a VlmError keeps its code; anything
 // else llama.cpp or the standard library throws (std::bad_alloc, std::runtime_error, …) is NATIVE_ERROR, so that
 // one request fails and the engine thread lives on instead of ending in std::terminate.
-void DescribeException(std::exception_ptr error, std::string &code, std::string &message) {
+void DescribeException(std::exception_ptr error, ErrorCode &code, std::string &message) {
     try {
         std::rethrow_exception(error);
     } catch (const VlmError &e) {
         code = e.code();
         message = e.what();
     } catch (const std::exception &e) {
-        code = "NATIVE_ERROR";
+        code = ErrorCode::NativeError;
         message = std::string("llama.cpp failed: ") + e.what();
     } catch (...) {
-        code = "NATIVE_ERROR";
+        code = ErrorCode::NativeError;
         message = "llama.cpp failed with an exception that is not a std::exception";
     }
 }
@@ -58,16 +57,6 @@ void BatchAdd(llama_batch &batch, llama_token token, llama_pos pos, llama_seq_id
     batch.logits[i] = logits ? 1 : 0;
 }
 
-std::string TokenPiece(const llama_vocab *vocab, llama_token token) {
-    char buf[256];
-    int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, true);
-    if (n >= 0) return std::string(buf, static_cast<size_t>(n));
-    std::string piece(static_cast<size_t>(-n), '\0');
-    n = llama_token_to_piece(vocab, token, piece.data(), static_cast<int32_t>(piece.size()), 0, true);
-    piece.resize(static_cast<size_t>(std::max(0, n)));
-    return piece;
-}
-
 // Samples like llama_sampler_sample and also returns the top-n probabilities of the distribution the token
 // was drawn from: the candidates the chain kept (grammar, logit bias and truncating samplers applied),
 // softmax of their logits. That is what a confidence should be read from: a token the grammar forces has
@@ -79,7 +68,7 @@ llama_token SampleWithProbs(llama_sampler *chain, const float *logits, int32_t n
     llama_token_data_array cur{data.data(), data.size(), -1, false};
     llama_sampler_apply(chain, &cur);
     if (cur.selected < 0 || static_cast<size_t>(cur.selected) >= cur.size) {
-        throw VlmError("NATIVE_ERROR", "the sampler chain selected no token");
+        throw VlmError(ErrorCode::NativeError, "the sampler chain selected no token");
     }
     const llama_token token = cur.data[cur.selected].id;
     llama_sampler_accept(chain, token);
@@ -128,6 +117,7 @@ struct Engine::Slot {
     State state = State::Idle;
     std::shared_ptr<Request> request;
     SamplerPtr sampler;
+    StopStrings stops;
     size_t chunkIndex = 0;
     size_t tokenOffset = 0;
     llama_pos nPast = 0;
@@ -143,6 +133,7 @@ struct Engine::Slot {
         state = State::Idle;
         request.reset();
         sampler.reset();
+        stops = StopStrings();
         chunkIndex = 0;
         tokenOffset = 0;
         nPast = 0;
@@ -174,7 +165,8 @@ Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams 
     llama_context *ctx = llama_init_from_model(model_.get(), cp);
     if (ctx == nullptr) {
         std::string why = TakeLastError();
-        throw VlmError("NATIVE_ERROR", "llama.cpp could not create the context" + (why.empty() ? "" : ": " + why));
+        throw VlmError(ErrorCode::NativeError,
+                       "llama.cpp could not create the context" + (why.empty() ? "" : ": " + why));
     }
     ctx_.reset(ctx);
     vocab_ = llama_model_get_vocab(model_.get());
@@ -246,7 +238,7 @@ void Engine::Stop() {
             Event e;
             e.kind = Event::Kind::Error;
             e.requestId = req->id;
-            e.code = "DISPOSED";
+            e.code = ErrorCode::Disposed;
             e.message = "the context was disposed";
             events.push_back(std::move(e));
         }
@@ -296,7 +288,7 @@ void Engine::Prepare(Request &req) {
                                               partPtrs.size(), req.addSpecial);
         if (rc != 0) {
             std::string why = TakeLastError();
-            throw VlmError(rc == 2 ? "IMAGE_DECODE_FAILED" : "NATIVE_ERROR",
+            throw VlmError(rc == 2 ? ErrorCode::ImageDecodeFailed : ErrorCode::NativeError,
                            "the vision encoder could not prepare the prompt (mtmd_tokenize returned " +
                                std::to_string(rc) + ")" + (why.empty() ? "" : ": " + why));
         }
@@ -304,7 +296,7 @@ void Engine::Prepare(Request &req) {
         req.promptTokens = static_cast<int32_t>(mtmd_helper_get_n_tokens(req.chunks.ptr.get()));
         const size_t n = req.chunks.size();
         if (n == 0 || mtmd_input_chunk_get_type(req.chunks[n - 1]) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
-            throw VlmError("INVALID_OPTION", "the prompt must end with text after its last image");
+            throw VlmError(ErrorCode::InvalidOption, "the prompt must end with text after its last image");
         }
         for (size_t i = 0; i < n; ++i) {
             if (mtmd_input_chunk_get_type(req.chunks[i]) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
@@ -312,14 +304,15 @@ void Engine::Prepare(Request &req) {
             }
         }
     }
-    if (req.promptTokens == 0) throw VlmError("INVALID_OPTION", "the prompt is empty");
+    if (req.promptTokens == 0) throw VlmError(ErrorCode::InvalidOption, "the prompt is empty");
     if (static_cast<uint32_t>(req.promptTokens) + 1 > nCtxSeq_) {
-        throw VlmError("OVER_CONTEXT", "the prompt needs " + std::to_string(req.promptTokens) + " tokens (" +
-                                           std::to_string(req.imageTokens) +
-                                           " of them for images) but a sequence holds " + std::to_string(nCtxSeq_) +
-                                           "; raise contextSize or shorten the prompt or images");
+        throw VlmError(ErrorCode::OverContext,
+                       "the prompt needs " + std::to_string(req.promptTokens) + " tokens (" +
+                           std::to_string(req.imageTokens) + " of them for images) but a sequence holds " +
+                           std::to_string(nCtxSeq_) + "; raise contextSize or shorten the prompt or images");
     }
-    if (!projector_) return;
+    // Nothing to generate: the request ends in the encoder stage (RunEncoder), and its images need no encoding.
+    if (!projector_ || req.maxTokens == 0) return;
 
     const size_t nEmbd = static_cast<size_t>(llama_model_n_embd_inp(model_.get()));
     const size_t n = req.chunks.size();
@@ -359,7 +352,7 @@ void Engine::Prepare(Request &req) {
             TakeLastError();
             if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[t]]) != 0) {
                 std::string why = TakeLastError();
-                throw VlmError("NATIVE_ERROR",
+                throw VlmError(ErrorCode::NativeError,
                                "the vision encoder rejected an image" + (why.empty() ? "" : ": " + why));
             }
             for (u = t + 1; u < todo.size() && todo[u] == todo[u - 1] + 1; ++u) {
@@ -367,13 +360,13 @@ void Engine::Prepare(Request &req) {
             }
             if (mtmd_batch_encode(batch.get()) != 0) {
                 std::string why = TakeLastError();
-                throw VlmError("NATIVE_ERROR",
+                throw VlmError(ErrorCode::NativeError,
                                "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
             }
             for (size_t v = t; v < u; ++v) {
                 const mtmd_input_chunk *chunk = req.chunks[todo[v]];
                 const float *out = mtmd_batch_get_output_embd(batch.get(), chunk);
-                if (out == nullptr) throw VlmError("NATIVE_ERROR", "the vision encoder returned no embeddings");
+                if (out == nullptr) throw VlmError(ErrorCode::NativeError, "the vision encoder returned no embeddings");
                 auto embd =
                     std::make_shared<std::vector<float>>(out, out + mtmd_input_chunk_get_n_tokens(chunk) * nEmbd);
                 if (!keys[todo[v]].empty()) projector_->cache->Put(keys[todo[v]], embd);
@@ -418,12 +411,15 @@ void Engine::RunEncoder() {
                 events.push_back(std::move(ev));
             }
         }
-        if (events.empty() && req->cancelled.load()) {
+        if (events.empty() && (req->cancelled.load() || req->maxTokens == 0)) {
             Event ev;
             ev.kind = Event::Kind::Done;
             ev.requestId = req->id;
-            ev.stopReason = "abort";
+            ev.stopReason = req->cancelled.load() ? StopReason::Abort : StopReason::Length;
             ev.timings.imageEncodeMs = req->imageEncodeMs;
+            ev.timings.imageTokens = req->imageTokens;
+            ev.timings.imageCacheHits = req->imageCacheHits;
+            ev.timings.promptTokens = req->promptTokens;
             events.push_back(std::move(ev));
         }
         if (stopping_.load()) {
@@ -455,6 +451,7 @@ bool Engine::Admit() {
             slot->state = Slot::State::Prefill;
             slot->started = Clock::now();
             slot->sampler = std::move(slot->request->sampler);
+            slot->stops = StopStrings(slot->request->stop);
             slot->timings.promptTokens = slot->request->promptTokens;
             slot->timings.imageTokens = slot->request->imageTokens;
             slot->timings.imageCacheHits = slot->request->imageCacheHits;
@@ -508,8 +505,9 @@ void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget) {
                                                         const_cast<float *>(embd->data()), slot.nPast, slot.seq,
                                                         static_cast<int32_t>(nBatch_), &newPast, nullptr, nullptr);
             if (rc != 0) {
-                if (stopping_.load()) throw VlmError("DISPOSED", "the context was disposed");
-                throw VlmError("NATIVE_ERROR", "llama_decode failed on image embeddings (" + std::to_string(rc) + ")");
+                if (stopping_.load()) throw VlmError(ErrorCode::Disposed, "the context was disposed");
+                throw VlmError(ErrorCode::NativeError,
+                               "llama_decode failed on image embeddings (" + std::to_string(rc) + ")");
             }
             slot.nPast = newPast;
             slot.cellsUsed += static_cast<int32_t>(mtmd_input_chunk_get_n_tokens(chunk));
@@ -519,27 +517,30 @@ void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget) {
     }
 }
 
-void Engine::Finish(Slot &slot, const char *reason, std::vector<Event> &events) {
+void Engine::Finish(Slot &slot, StopReason reason, std::vector<Event> &events) {
     Event e;
     e.kind = Event::Kind::Done;
     e.requestId = slot.request->id;
     e.stopReason = reason;
+    e.bytes = slot.stops.Flush();
     if (slot.nGenerated > 0) slot.timings.generateMs = MsSince(slot.firstToken);
     slot.timings.generatedTokens = slot.nGenerated;
     e.timings = slot.timings;
     events.push_back(std::move(e));
-    Fail(slot, "", "", events);
+    Free(slot);
 }
 
-void Engine::Fail(Slot &slot, const std::string &code, const std::string &message, std::vector<Event> &events) {
-    if (!code.empty()) {
-        Event e;
-        e.kind = Event::Kind::Error;
-        e.requestId = slot.request->id;
-        e.code = code;
-        e.message = message;
-        events.push_back(std::move(e));
-    }
+void Engine::Fail(Slot &slot, ErrorCode code, const std::string &message, std::vector<Event> &events) {
+    Event e;
+    e.kind = Event::Kind::Error;
+    e.requestId = slot.request->id;
+    e.code = code;
+    e.message = message;
+    events.push_back(std::move(e));
+    Free(slot);
+}
+
+void Engine::Free(Slot &slot) {
     llama_memory_seq_rm(llama_get_memory(ctx_.get()), slot.seq, -1, -1);
     Forget(slot.request->id);
     slot.Reset();
@@ -576,7 +577,8 @@ void Engine::RunDecoder() {
         for (auto &s : slots_) {
             Slot &slot = *s;
             slot.batchIndex = -1;
-            if (slot.state != Slot::State::Idle && slot.request->cancelled.load()) Finish(slot, "abort", events);
+            if (slot.state != Slot::State::Idle && slot.request->cancelled.load())
+                Finish(slot, StopReason::Abort, events);
         }
         for (auto &s : slots_) {
             Slot &slot = *s;
@@ -595,7 +597,8 @@ void Engine::RunDecoder() {
             } catch (...) {
                 // Tokens this slot already put in the batch must not be decoded into a freed sequence.
                 for (int32_t i = batch.n_tokens - 1; i >= 0 && batch.seq_id[i][0] == slot.seq; --i) batch.n_tokens = i;
-                std::string code, message;
+                ErrorCode code = ErrorCode::NativeError;
+                std::string message;
                 DescribeException(std::current_exception(), code, message);
                 Fail(slot, code, message, events);
             }
@@ -610,7 +613,7 @@ void Engine::RunDecoder() {
                 if (stopping_.load()) break;
                 for (auto &s : slots_) {
                     if (s->state != Slot::State::Idle && s->batchIndex >= 0) {
-                        Fail(*s, "NATIVE_ERROR", "llama_decode failed (" + std::to_string(rc) + ")", events);
+                        Fail(*s, ErrorCode::NativeError, "llama_decode failed (" + std::to_string(rc) + ")", events);
                     }
                 }
                 sink_(std::move(events));
@@ -633,9 +636,10 @@ void Engine::RunDecoder() {
                             : llama_sampler_sample(slot.sampler.get(), ctx_.get(), slot.batchIndex);
             } catch (...) {
                 // e.g. a grammar that allows no token here: this request fails, the others go on.
-                std::string code, message;
+                ErrorCode code = ErrorCode::NativeError;
+                std::string message;
                 DescribeException(std::current_exception(), code, message);
-                Fail(slot, "NATIVE_ERROR", "sampling failed: " + message, events);
+                Fail(slot, ErrorCode::NativeError, "sampling failed: " + message, events);
                 continue;
             }
             if (first) {
@@ -644,20 +648,23 @@ void Engine::RunDecoder() {
                 slot.firstToken = Clock::now();
             }
             if (llama_vocab_is_eog(vocab_, token)) {
-                Finish(slot, "eos", events);
+                Finish(slot, StopReason::Eos, events);
                 continue;
             }
             e.kind = Event::Kind::Token;
             e.requestId = req.id;
             e.token = token;
-            e.bytes = TokenPiece(vocab_, token);
+            e.bytes = slot.stops.Push(TokenPiece(vocab_, token));
             events.push_back(std::move(e));
             slot.last = token;
             ++slot.nGenerated;
-            if (req.maxTokens >= 0 && slot.nGenerated >= req.maxTokens) {
-                Finish(slot, "length", events);
+            // Checked before the next step is assembled: a finished sequence takes no further token.
+            if (slot.stops.matched()) {
+                Finish(slot, StopReason::Stop, events);
+            } else if (req.maxTokens >= 0 && slot.nGenerated >= req.maxTokens) {
+                Finish(slot, StopReason::Length, events);
             } else if (static_cast<uint32_t>(slot.cellsUsed) + 1 > nCtxSeq_) {
-                Finish(slot, "context", events);
+                Finish(slot, StopReason::Context, events);
             }
         }
         if (!events.empty()) {
@@ -669,7 +676,7 @@ void Engine::RunDecoder() {
     // Stopped: everything still running or queued is told so.
     events.clear();
     for (auto &s : slots_) {
-        if (s->state != Slot::State::Idle) Fail(*s, "DISPOSED", "the context was disposed", events);
+        if (s->state != Slot::State::Idle) Fail(*s, ErrorCode::Disposed, "the context was disposed", events);
     }
     if (!events.empty()) sink_(std::move(events));
 }

@@ -5,59 +5,32 @@
 #include <algorithm>
 #include <vector>
 
-#include "Errors.h"
-#include "Logger.h"
+#include "JsError.h"
+#include "Payload.h"
 #include "SafeJs.h"
 
 namespace llama_vlm {
 namespace {
 
-struct LoadParams {
-    std::string path;
-    int32_t gpuLayers = 0;
-    bool useMmap = true;
-    bool useMlock = false;
-    bool vocabOnly = false;
-};
-
 // Loads on a libuv pool thread; progress is forwarded to JS, and the abort flag stops the load.
 class ModelLoadWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<float>> {
   public:
-    ModelLoadWorker(Napi::Env env, Model *owner, Napi::Object ownerObject, LoadParams params, Napi::Function onProgress)
+    ModelLoadWorker(Napi::Env env, Model *owner, Napi::Object ownerObject, ModelLoadParams params,
+                    Napi::Function onProgress)
         : PromiseWorker(env, "llama-vlm:ModelLoadWorker"), owner_(owner), params_(std::move(params)) {
         ownerRef_ = Napi::Persistent(ownerObject);
         if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
     }
 
     void Execute(const ExecutionProgress &progress) override {
-        llama_model_params mp = llama_model_default_params();
-        mp.n_gpu_layers = params_.gpuLayers;
-        mp.load_mode = params_.useMmap ? (params_.useMlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP)
-                                       : (params_.useMlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);
-        mp.vocab_only = params_.vocabOnly;
-        struct Progress {
-            const ExecutionProgress *progress;
-            std::atomic<bool> *abort;
-        } state{&progress, &owner_->abortFlag()};
-        mp.progress_callback = [](float p, void *data) {
-            auto *s = static_cast<Progress *>(data);
-            s->progress->Send(&p, 1);
-            return !s->abort->load();
-        };
-        mp.progress_callback_user_data = &state;
-        TakeLastError();
-        llama_model *raw = llama_model_load_from_file(params_.path.c_str(), mp);
-        if (raw == nullptr) {
-            if (owner_->abortFlag().load()) {
-                Fail("ABORTED", "model load aborted");
-            } else {
-                std::string why = TakeLastError();
-                Fail("INVALID_MODEL",
-                     "llama.cpp could not load the model " + params_.path + (why.empty() ? "" : ": " + why));
-            }
-            return;
+        try {
+            model_ = LoadModel(
+                params_, [&progress](float p) { progress.Send(&p, 1); }, owner_->abortFlag());
+        } catch (const VlmError &e) {
+            Fail(e.code(), e.what());
+        } catch (const std::exception &e) {
+            Fail(ErrorCode::NativeError, std::string("loading the model failed: ") + e.what());
         }
-        model_ = SharedModel(raw, llama_model_free);
     }
 
     // A throwing progress callback must not break the load: its exception is dropped.
@@ -76,7 +49,7 @@ class ModelLoadWorker : public PromiseWorker<Napi::AsyncProgressQueueWorker<floa
     Model *owner_;
     Napi::ObjectReference ownerRef_;  // keeps the JS Model alive while loading
     Napi::FunctionReference onProgress_;
-    LoadParams params_;
+    ModelLoadParams params_;
     SharedModel model_;
 };
 
@@ -118,7 +91,7 @@ Napi::Function Model::Init(Napi::Env env) {
 Model::Model(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Model>(info) {}
 
 SharedModel Model::Get(Napi::Env env) const {
-    if (!model_) throw ToJsError(env, "DISPOSED", "the model is not loaded or was disposed");
+    if (!model_) throw ToJsError(env, ErrorCode::Disposed, "the model is not loaded or was disposed");
     return model_;
 }
 
@@ -130,15 +103,9 @@ void Model::SetLoaded(Napi::Env env, SharedModel model) {
 
 Napi::Value Model::Load(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (loading_ || model_) throw ToJsError(env, "NATIVE_ERROR", "Model.load may be called once");
+    if (loading_ || model_) throw ToJsError(env, ErrorCode::NativeError, "Model.load may be called once");
     loading_ = true;
-    Napi::Object p = info[1].As<Napi::Object>();
-    LoadParams params;
-    params.path = info[0].As<Napi::String>().Utf8Value();
-    params.gpuLayers = p.Get("gpuLayers").As<Napi::Number>().Int32Value();
-    params.useMmap = p.Get("useMmap").ToBoolean().Value();
-    params.useMlock = p.Get("useMlock").ToBoolean().Value();
-    params.vocabOnly = p.Get("vocabOnly").ToBoolean().Value();
+    ModelLoadParams params = ReadModelLoadParams(info[0].As<Napi::String>(), info[1].As<Napi::Object>());
     Napi::Function onProgress = info[2].IsFunction() ? info[2].As<Napi::Function>() : Napi::Function();
     auto *worker = new ModelLoadWorker(env, this, info.This().As<Napi::Object>(), std::move(params), onProgress);
     worker->Queue();
@@ -190,7 +157,7 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo &info) {
     if (n > 0) {
         int32_t written = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), out.Data(), n,
                                          addSpecial, parseSpecial);
-        if (written < 0) throw ToJsError(env, "NATIVE_ERROR", "tokenization failed");
+        if (written < 0) throw ToJsError(env, ErrorCode::NativeError, "tokenization failed");
     }
     return out;
 }
@@ -205,7 +172,7 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo &info) {
     int32_t nVocab = llama_vocab_n_tokens(vocab);
     for (size_t i = 0; i < tokens.ElementLength(); ++i) {
         if (tokens[i] < 0 || tokens[i] >= nVocab) {
-            throw ToJsError(env, "INVALID_OPTION",
+            throw ToJsError(env, ErrorCode::InvalidOption,
                             "token " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
                                 std::to_string(nVocab - 1) + ")");
         }
@@ -228,17 +195,9 @@ Napi::Value Model::TokenBytes(const Napi::CallbackInfo &info) {
     const llama_vocab *vocab = llama_model_get_vocab(model.get());
     llama_token token = info[0].As<Napi::Number>().Int32Value();
     if (token < 0 || token >= llama_vocab_n_tokens(vocab)) {
-        throw ToJsError(env, "INVALID_OPTION", "token " + std::to_string(token) + " is outside the vocabulary");
+        throw ToJsError(env, ErrorCode::InvalidOption, "token " + std::to_string(token) + " is outside the vocabulary");
     }
-    char buf[256];
-    int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, true);
-    std::string piece;
-    if (n < 0) {
-        piece.resize(static_cast<size_t>(-n));
-        n = llama_token_to_piece(vocab, token, piece.data(), static_cast<int32_t>(piece.size()), 0, true);
-    } else {
-        piece.assign(buf, static_cast<size_t>(n));
-    }
+    const std::string piece = TokenPiece(vocab, token);
     return Napi::Buffer<char>::Copy(env, piece.data(), piece.size());
 }
 
@@ -277,7 +236,8 @@ Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo &info) {
                                           static_cast<int32_t>(out.size()));
         }
         if (n < 0)
-            throw ToJsError(env, "INVALID_OPTION", "llama.cpp could not apply the chat template \"" + tmpl + "\"");
+            throw ToJsError(env, ErrorCode::InvalidOption,
+                            "llama.cpp could not apply the chat template \"" + tmpl + "\"");
         out.resize(static_cast<size_t>(n));
         return Napi::String::New(env, out);
     }
@@ -294,7 +254,8 @@ Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo &info) {
         }
         return Napi::String::New(env, common_chat_templates_apply(templates.get(), inputs).prompt);
     } catch (const std::exception &e) {
-        throw ToJsError(env, "INVALID_OPTION", std::string("the chat template could not be applied: ") + e.what());
+        throw ToJsError(env, ErrorCode::InvalidOption,
+                        std::string("the chat template could not be applied: ") + e.what());
     }
 }
 

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/Errors.h"
+
 namespace llama_vlm {
 
 class SafeJs {
@@ -41,9 +43,9 @@ class SafeJs {
             [&](napi_value *v) { return napi_create_buffer_copy(env_, bytes.size(), bytes.data(), nullptr, v); });
     }
     // An Error with the given message and a `code` property (see lib/errors.ts).
-    napi_value Error(const std::string &code, const std::string &message) {
+    napi_value Error(ErrorCode code, const std::string &message) {
         napi_value error = Make([&](napi_value *v) { return napi_create_error(env_, nullptr, String(message), v); });
-        Set(error, "code", String(code));
+        Set(error, "code", ErrorCodeName(code));
         return error;
     }
 
@@ -112,8 +114,8 @@ class PromiseWorker : public Base {
     Napi::Value Promise() const { return Napi::Value(this->Env(), promise_); }
 
   protected:
-    void Fail(std::string code, std::string message) {
-        code_ = std::move(code);
+    void Fail(ErrorCode code, std::string message) {
+        code_ = code;
         message_ = message.empty() ? "native error" : std::move(message);
         this->SetError(message_);
     }
@@ -134,7 +136,7 @@ class PromiseWorker : public Base {
   private:
     napi_deferred deferred_ = nullptr;
     napi_value promise_ = nullptr;
-    std::string code_ = "NATIVE_ERROR";
+    ErrorCode code_ = ErrorCode::NativeError;
     std::string message_;
 };
 

@@ -5,6 +5,9 @@
 #include "Model.h"
 #include "Projector.h"
 #include "Sampler.h"
+#include "engine/Errors.h"
+#include "engine/Finish.h"
+#include "engine/Log.h"
 
 #include <common.h>
 #include <ggml-backend.h>
@@ -67,6 +70,14 @@ const char *DeviceTypeName(enum ggml_backend_dev_type type) {
     }
 }
 
+// The engine's lists of stop reasons and error codes, for lib/ to check its own against (a test does).
+template <typename T, size_t N>
+Napi::Array Names(Napi::Env env, const T (&values)[N], const char *(*name)(T)) {
+    Napi::Array out = Napi::Array::New(env, N);
+    for (size_t i = 0; i < N; ++i) out.Set(static_cast<uint32_t>(i), name(values[i]));
+    return out;
+}
+
 Napi::Object BackendFeatures(Napi::Env env, ggml_backend_reg_t reg) {
     Napi::Object features = Napi::Object::New(env);
     using GetFeatures = ggml_backend_feature *(*)(ggml_backend_reg_t);
@@ -83,7 +94,7 @@ Napi::Object BackendFeatures(Napi::Env env, ggml_backend_reg_t reg) {
 
 Addon::Addon(Napi::Env env, Napi::Object exports) {
     InitBackendsOnce();
-    logSink_ = std::make_unique<LogSink>(env);
+    logSink_ = std::make_unique<LogSink>();
     DefineAddon(
         exports,
         {
@@ -100,6 +111,8 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
             InstanceValue("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"),
                           napi_enumerable),
             InstanceValue("fitModel", Napi::Function::New(env, FitModel, "fitModel"), napi_enumerable),
+            InstanceValue("stopReasons", Names(env, kStopReasons, StopReasonName), napi_enumerable),
+            InstanceValue("errorCodes", Names(env, kErrorCodes, ErrorCodeName), napi_enumerable),
         });
 }
 

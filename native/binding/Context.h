@@ -1,4 +1,4 @@
-// JS class Context: a llama_context with its engine thread (see Engine.h), for one Model and an
+// JS class Context: a llama_context with its engine threads (native/engine/Engine.h), for one Model and an
 // optional Projector. Requests go in with submit(); their tokens and endings come back as batches of
 // events, one call per decode step, through a ThreadSafeFunction.
 //
@@ -11,7 +11,7 @@
 #include <atomic>
 #include <memory>
 
-#include "Engine.h"
+#include "engine/Engine.h"
 
 namespace llama_vlm {
 

@@ -1,21 +1,19 @@
-// JS class Model: wraps a llama_model (text weights + vocabulary).
+// JS class Model: holds a loaded llama_model (text weights + vocabulary, native/engine/Model.h) and answers the
+// tokenizer and chat-template calls.
 //
-// Lifetime: the llama_model is held by a shared_ptr; Contexts and Projectors share it, so it is freed
-// when the last of them is gone. dispose() drops the Model's own reference (idempotent).
+// Lifetime: Contexts and Projectors share the llama_model, so it is freed when the last of them is gone. dispose()
+// drops the Model's own reference (idempotent).
 // Thread: methods run on the JS thread, except load, which runs in ModelLoadWorker (libuv pool).
 #pragma once
 
-#include <llama.h>
 #include <napi.h>
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
-#include <string>
+
+#include "engine/Model.h"
 
 namespace llama_vlm {
-
-using SharedModel = std::shared_ptr<llama_model>;
 
 class Model : public Napi::ObjectWrap<Model> {
   public:

@@ -1,0 +1,48 @@
+#include "Model.h"
+
+#include <algorithm>
+
+#include "Errors.h"
+#include "Log.h"
+
+namespace llama_vlm {
+
+SharedModel LoadModel(const ModelLoadParams &params, const std::function<void(float)> &onProgress,
+                      const std::atomic<bool> &abort) {
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = params.gpuLayers;
+    mp.load_mode = params.useMmap ? (params.useMlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP)
+                                  : (params.useMlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);
+    mp.vocab_only = params.vocabOnly;
+    struct Progress {
+        const std::function<void(float)> *onProgress;
+        const std::atomic<bool> *abort;
+    } state{&onProgress, &abort};
+    mp.progress_callback = [](float p, void *data) {
+        auto *s = static_cast<Progress *>(data);
+        if (*s->onProgress) (*s->onProgress)(p);
+        return !s->abort->load();
+    };
+    mp.progress_callback_user_data = &state;
+    TakeLastError();
+    llama_model *raw = llama_model_load_from_file(params.path.c_str(), mp);
+    if (raw == nullptr) {
+        if (abort.load()) throw VlmError(ErrorCode::Aborted, "model load aborted");
+        std::string why = TakeLastError();
+        throw VlmError(ErrorCode::InvalidModel,
+                       "llama.cpp could not load the model " + params.path + (why.empty() ? "" : ": " + why));
+    }
+    return SharedModel(raw, llama_model_free);
+}
+
+std::string TokenPiece(const llama_vocab *vocab, llama_token token) {
+    char buf[256];
+    int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, true);
+    if (n >= 0) return std::string(buf, static_cast<size_t>(n));
+    std::string piece(static_cast<size_t>(-n), '\0');
+    n = llama_token_to_piece(vocab, token, piece.data(), static_cast<int32_t>(piece.size()), 0, true);
+    piece.resize(static_cast<size_t>(std::max(0, n)));
+    return piece;
+}
+
+}  // namespace llama_vlm

@@ -1,0 +1,34 @@
+// The text model (llama_model: weights and vocabulary). Contexts and Projectors share it through SharedModel, so it
+// is freed when the last of them is gone.
+// Thread: LoadModel blocks (call it off the JS thread); TokenPiece may run on any thread.
+#pragma once
+
+#include <llama.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace llama_vlm {
+
+using SharedModel = std::shared_ptr<llama_model>;
+
+struct ModelLoadParams {
+    std::string path;
+    int32_t gpuLayers = 0;
+    bool useMmap = true;
+    bool useMlock = false;
+    bool vocabOnly = false;
+};
+
+// [sync, blocking, any thread] onProgress(fraction) is called on the loading thread; setting `abort` stops the
+// load. Throws VlmError: ABORTED after an abort, INVALID_MODEL when llama.cpp cannot load the file.
+SharedModel LoadModel(const ModelLoadParams &params, const std::function<void(float)> &onProgress,
+                      const std::atomic<bool> &abort);
+
+// [sync, any thread] the bytes of one token's piece, special tokens rendered (may be part of a UTF-8 character).
+std::string TokenPiece(const llama_vocab *vocab, llama_token token);
+
+}  // namespace llama_vlm
