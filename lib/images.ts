@@ -3,7 +3,9 @@ import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
 import sharp from "sharp";
 import { LlamaVlmError } from "./errors.js";
-import { checkKnownKeys, checkNumber, checkObject, checkOneOf, invalid } from "./validate.js";
+import { BUDGET_KEYS, BUDGET_OPTIONS, type ImageBudget } from "./options/budget.js";
+import { resolveOptions } from "./options/table.js";
+import { checkKnownKeys, checkNumber, checkObject, invalid } from "./validate.js";
 
 /** Raw pixels: 8-bit RGB (3 channels) or RGBA (4 channels, alpha flattened on white), row-major. */
 export interface RawImage {
@@ -16,15 +18,7 @@ export interface RawImage {
 /** An image: a file path, encoded bytes (PNG, JPEG, WebP, TIFF, GIF, AVIF, SVG), or raw pixels. */
 export type ImageInput = string | Uint8Array | RawImage;
 
-/** Limits applied to every image before it reaches the vision encoder. */
-export interface ImageBudget {
-    /** Largest image, in pixels, passed to the encoder. Default 4,000,000 (e.g. 2000×2000). */
-    maxPixels?: number;
-    /** What to do with a larger image: "downscale" (keep the aspect ratio; default) or "error". */
-    overBudget?: "downscale" | "error";
-    /** Images whose header claims more pixels than this are refused before decoding. Default 100,000,000. */
-    maxInputPixels?: number;
-}
+export type { ImageBudget };
 
 /** An image ready for the encoder. @internal */
 export interface PreparedImage {
@@ -40,16 +34,11 @@ export interface PreparedImage {
 // This is a process-wide sharp setting: an application that wants it back can call sharp.cache(true).
 sharp.cache(false);
 
-const DEFAULT_BUDGET = { maxPixels: 4_000_000, overBudget: "downscale", maxInputPixels: 100_000_000 } as const;
-
+/** Validates an image budget (lib/options/budget.ts) and fills its defaults. */
 export function resolveBudget(budget: ImageBudget = {}): Required<ImageBudget> {
-    checkKnownKeys("imageBudget", checkObject("imageBudget", budget), Object.keys(DEFAULT_BUDGET));
-    const b = { ...DEFAULT_BUDGET, ...budget };
-    return {
-        maxPixels: checkNumber("maxPixels", b.maxPixels, { integer: true, min: 1 }),
-        overBudget: checkOneOf("overBudget", b.overBudget, ["downscale", "error"] as const),
-        maxInputPixels: checkNumber("maxInputPixels", b.maxInputPixels, { integer: true, min: 1 }),
-    };
+    checkKnownKeys("imageBudget", checkObject("imageBudget", budget), BUDGET_KEYS);
+    // "present": a key given as undefined is checked, not defaulted (as `{ ...defaults, ...budget }` always did).
+    return resolveOptions(BUDGET_OPTIONS, budget, { given: "present" });
 }
 
 /**

@@ -18,36 +18,19 @@ export interface Timings {
     generatedTokens: number;
 }
 
-/** What the native sampler builder reads (native/binding/Payload.cc ReadSamplerParams). @internal */
+/**
+ * What the native sampler builder reads (native/binding/Payload.cc ReadSamplerParams): the fields named here, and one
+ * number or boolean per scalar sampling option under the option's own name. The option table (lib/options/sampling.ts)
+ * declares those, and its `SamplingPayload` is this type with them spelled out: this leaf imports nothing, so it does
+ * not name them. @internal
+ */
 export interface NativeSampling {
-    temperature: number;
-    dynatempRange: number;
-    dynatempExponent: number;
-    topK: number;
-    topP: number;
-    minP: number;
-    typicalP: number;
-    tfsZ: number;
-    minKeep: number;
-    repeatPenalty: number;
-    repeatLastN: number;
-    frequencyPenalty: number;
-    presencePenalty: number;
-    penalizeNewline: boolean;
-    dryMultiplier: number;
-    dryBase: number;
-    dryAllowedLength: number;
-    dryPenaltyLastN: number;
+    readonly [scalar: string]: number | boolean | string | readonly (string | number)[] | undefined;
     drySequenceBreakers: string[];
-    xtcProbability: number;
-    xtcThreshold: number;
-    topNSigma: number;
-    mirostat: number;
-    mirostatTau: number;
-    mirostatEta: number;
+    /** [token, bias, token, bias, …]. */
     logitBias: number[];
     grammar?: string;
-    seed: number;
+    /** Sampler names, in chain order. */
     order: string[];
 }
 

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import { glob } from "tinyglobby";
 import {
     CLINICAL_PROMPT,
@@ -18,8 +18,12 @@ import {
 import type { CompletionRequest, CompletionResult, Context } from "../context.js";
 import { LlamaVlmError } from "../errors.js";
 import { loadModel, type Model } from "../model.js";
+import { CONTEXT_OPTIONS } from "../options/context.js";
+import { LOAD_OPTIONS } from "../options/load.js";
+import { SAMPLING_OPTIONS } from "../options/sampling.js";
 import { SAMPLER_NAMES, type SamplingOptions } from "../sampling.js";
 import { setLogger } from "../system.js";
+import { addOptionFlags, int, readOptionFlags } from "./flags.js";
 import { CliExit, type CliIo, formatCount, ProgressBar } from "./io.js";
 
 /** Exit codes of `extract` (also in --help). */
@@ -38,66 +42,20 @@ export interface ExtractLine {
     error?: { code: string; message: string };
 }
 
-function int(name: string, min: number) {
-    return (value: string): number => {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-        return n;
-    };
-}
-function num(value: string): number {
-    const n = Number(value);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError("must be a number");
-    return n;
-}
 function collect(value: string, previous: string[] = []): string[] {
     return [...previous, value];
 }
 
-/** Sampler flags: kebab-case of every sampling option, plus the reference pipeline's names. */
-const SAMPLER_FLAGS: Array<[flag: string, key: keyof SamplingOptions, parse: (v: string) => number, help: string]> = [
-    ["--temperature <t>", "temperature", num, "temperature; 0 = greedy (alias --temp)"],
-    ["--dynatemp-range <r>", "dynatempRange", num, "dynamic temperature range"],
-    ["--dynatemp-exponent <e>", "dynatempExponent", num, "dynamic temperature exponent"],
-    ["--top-k <k>", "topK", int("--top-k", 0), "top-k (0 = off)"],
-    ["--top-p <p>", "topP", num, "top-p (1 = off)"],
-    ["--min-p <p>", "minP", num, "min-p (0 = off)"],
-    ["--typical-p <p>", "typicalP", num, "locally typical sampling (1 = off)"],
-    ["--tfs-z <z>", "tfsZ", num, "tail-free sampling (1 = off)"],
-    ["--min-keep <n>", "minKeep", int("--min-keep", 0), "keep at least n candidates"],
-    ["--repeat-penalty <p>", "repeatPenalty", num, "repeat penalty (1 = off)"],
-    ["--repeat-last-n <n>", "repeatLastN", int("--repeat-last-n", -1), "tokens the penalties look at (-1 = context)"],
-    ["--frequency-penalty <p>", "frequencyPenalty", num, "frequency penalty"],
-    ["--presence-penalty <p>", "presencePenalty", num, "presence penalty"],
-    ["--dry-multiplier <m>", "dryMultiplier", num, "DRY multiplier (0 = off)"],
-    ["--dry-base <b>", "dryBase", num, "DRY base"],
-    ["--dry-allowed-length <n>", "dryAllowedLength", int("--dry-allowed-length", 0), "DRY allowed length"],
-    ["--dry-penalty-last-n <n>", "dryPenaltyLastN", int("--dry-penalty-last-n", -1), "DRY window"],
-    ["--xtc-probability <p>", "xtcProbability", num, "XTC probability"],
-    ["--xtc-threshold <t>", "xtcThreshold", num, "XTC threshold"],
-    ["--top-n-sigma <n>", "topNSigma", num, "top-n-sigma (<= 0 = off)"],
-    ["--mirostat <v>", "mirostat", int("--mirostat", 0), "mirostat version (0, 1, 2)"],
-    ["--mirostat-tau <t>", "mirostatTau", num, "mirostat target surprise"],
-    ["--mirostat-eta <e>", "mirostatEta", num, "mirostat learning rate"],
-    ["--seed <n>", "seed", int("--seed", 0), "random seed"],
-];
-
+/** The parsed flags: those below, and the option tables' flags (read with readOptionFlags). */
 interface ExtractOptions extends Record<string, unknown> {
-    model: string;
-    projector?: string;
     prompt?: string;
     preset?: "clinical";
-    parallel: number;
     out?: string;
     format: "jsonl" | "table" | "csv";
-    ctxSize: number;
-    gpuLayers: number;
-    threads?: number;
     chatTemplate?: string;
     nPredict: number;
     nProbs: number;
     stop?: string[];
-    penalizeNl?: boolean;
     samplerOrder?: string;
     grammarFile?: string;
     jsonSchemaFile?: string;
@@ -106,30 +64,27 @@ interface ExtractOptions extends Record<string, unknown> {
 }
 
 export function registerExtract(program: Command, io: CliIo): void {
+    // The flags of API options come from the option tables (lib/options), placed here in --help by hand; the sampler
+    // flags not placed come last, in table order.
     const cmd = program
         .command("extract")
         .summary("one result per image for files, folders or globs")
-        .argument("<inputs...>", "image files, folders (searched recursively) or glob patterns")
-        .requiredOption("-m, --model <file>", "text model GGUF")
-        .option("--projector <file>", "vision projector (mmproj) GGUF (alias --mmproj)")
-        .option("--prompt <text>", `instruction for every image (default: "${DEFAULT_EXTRACT_PROMPT}")`)
-        .addOption(
-            new Option(
-                "--preset <name>",
-                "clinical: JSON of patient, conditions, medications, enforced by grammar",
-            ).choices(["clinical"]),
-        )
-        .option("--parallel <n>", "images decoded together (alias --batch-size)", int("--parallel", 1), 4)
-        .option("-o, --out <file>", "JSONL results, appended as images finish; a rerun skips what is done")
-        .addOption(
-            new Option("--format <format>", "what to print on stdout")
-                .choices(["jsonl", "table", "csv"])
-                .default("jsonl"),
-        )
-        .option("-c, --ctx-size <n>", "context per image in tokens (alias --n-ctx)", int("--ctx-size", 64), 4096)
-        .option("--gpu-layers <n>", "layers on the GPU (alias --n-gpu-layers)", int("--gpu-layers", -1), -1)
-        .option("-t, --threads <n>", "threads (default: physical cores)", int("--threads", 1))
-        .option("--chat-template <name>", "the model's own (default), a llama.cpp name such as vicuna, or Jinja source")
+        .argument("<inputs...>", "image files, folders (searched recursively) or glob patterns");
+    addOptionFlags(cmd, LOAD_OPTIONS, ["model", "projector"]);
+    cmd.option("--prompt <text>", `instruction for every image (default: "${DEFAULT_EXTRACT_PROMPT}")`).addOption(
+        new Option(
+            "--preset <name>",
+            "clinical: JSON of patient, conditions, medications, enforced by grammar",
+        ).choices(["clinical"]),
+    );
+    addOptionFlags(cmd, CONTEXT_OPTIONS, ["parallel"]);
+    cmd.option("-o, --out <file>", "JSONL results, appended as images finish; a rerun skips what is done").addOption(
+        new Option("--format <format>", "what to print on stdout").choices(["jsonl", "table", "csv"]).default("jsonl"),
+    );
+    addOptionFlags(cmd, CONTEXT_OPTIONS, ["contextSize"]);
+    addOptionFlags(cmd, LOAD_OPTIONS, ["gpuLayers"]);
+    addOptionFlags(cmd, CONTEXT_OPTIONS, ["threads"]);
+    cmd.option("--chat-template <name>", "the model's own (default), a llama.cpp name such as vicuna, or Jinja source")
         .option(
             "-n, --n-predict <n>",
             "most tokens per image, -1 = until the context is full (alias --max-tokens)",
@@ -142,20 +97,15 @@ export function registerExtract(program: Command, io: CliIo): void {
             int("--n-probs", 0),
             0,
         )
-        .option("--stop <text>", "stop string, matched exactly (repeatable; alias --stop-strings)", collect)
-        .option("--penalize-nl", "apply the penalties to the newline token too")
-        .option("--sampler-order <names>", `comma-separated: ${SAMPLER_NAMES.join(",")}`)
+        .option("--stop <text>", "stop string, matched exactly (repeatable; alias --stop-strings)", collect);
+    addOptionFlags(cmd, SAMPLING_OPTIONS, ["penalizeNewline"]);
+    cmd.option("--sampler-order <names>", `comma-separated: ${SAMPLER_NAMES.join(",")}`)
         .option("--grammar-file <file>", "GBNF grammar the output must follow")
         .option("--json-schema-file <file>", "JSON schema the output must follow")
         .option("-q, --quiet", "no progress output")
         .option("--json", "progress as plain lines (no bar)");
-    for (const [flag, , parse, help] of SAMPLER_FLAGS) cmd.option(flag, help, parse);
-    // The reference pipeline's and llama.cpp's names for the same options.
-    cmd.addOption(new Option("--temp <t>").argParser(num).hideHelp());
-    cmd.addOption(new Option("--mmproj <file>").hideHelp());
-    cmd.addOption(new Option("--batch-size <n>").argParser(int("--batch-size", 1)).hideHelp());
-    cmd.addOption(new Option("--n-ctx <n>").argParser(int("--n-ctx", 64)).hideHelp());
-    cmd.addOption(new Option("--n-gpu-layers <n>").argParser(int("--n-gpu-layers", -1)).hideHelp());
+    addOptionFlags(cmd, SAMPLING_OPTIONS);
+    // The reference pipeline's and llama.cpp's names for request options.
     cmd.addOption(new Option("--max-tokens <n>").argParser(int("--max-tokens", -1)).hideHelp());
     cmd.addOption(new Option("--stop-strings <text>").argParser(collect).hideHelp());
     cmd.addHelpText(
@@ -221,16 +171,12 @@ export function doneKeys(outFile: string): Set<string> {
 }
 
 async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<number> {
-    const projector = o.projector ?? (o.mmproj as string | undefined);
-    const parallel = (o.batchSize as number | undefined) ?? o.parallel;
-    const contextSize = (o.nCtx as number | undefined) ?? o.ctxSize;
-    const gpuLayers = (o.nGpuLayers as number | undefined) ?? o.gpuLayers;
+    // --model is required, and --parallel, --ctx-size and --gpu-layers have defaults: all four are always given.
+    const { model: modelPath, projector, gpuLayers } = readOptionFlags(LOAD_OPTIONS, o);
+    const { contextSize, parallel, threads } = readOptionFlags(CONTEXT_OPTIONS, o);
     const maxTokens = (o.maxTokens as number | undefined) ?? o.nPredict;
     const stop = [...(o.stop ?? []), ...((o.stopStrings as string[] | undefined) ?? [])];
-    const sampling: SamplingOptions = {};
-    for (const [, key] of SAMPLER_FLAGS) if (o[key] !== undefined) (sampling as Record<string, unknown>)[key] = o[key];
-    if (o.temp !== undefined) sampling.temperature = o.temp as number;
-    if (o.penalizeNl) sampling.penalizeNewline = true;
+    const sampling: SamplingOptions = readOptionFlags(SAMPLING_OPTIONS, o);
     if (o.samplerOrder)
         sampling.samplerOrder = o.samplerOrder.split(",").map((s) => s.trim()) as SamplingOptions["samplerOrder"];
     if (o.grammarFile) sampling.grammar = fs.readFileSync(o.grammarFile, "utf8");
@@ -282,12 +228,12 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     let context: Context;
     try {
         model = await loadModel({
-            model: o.model,
+            model: modelPath!,
             ...(projector ? { projector } : {}),
             gpuLayers,
-            ...(o.threads ? { projectorOptions: { threads: o.threads } } : {}),
+            ...(threads ? { projectorOptions: { threads } } : {}),
         });
-        context = await model.createContext({ contextSize, parallel, ...(o.threads ? { threads: o.threads } : {}) });
+        context = await model.createContext({ contextSize, parallel, ...(threads ? { threads } : {}) });
     } catch (err) {
         io.stderr.write(`llama-vlm: ${(err as Error).message}\n`);
         return EXIT.failure;
@@ -384,7 +330,7 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     const worker = async () => {
         while (!interrupted && next < work.length) await runOne(work[next++]!);
     };
-    await Promise.all(Array.from({ length: Math.min(work.length, parallel * 2) }, worker));
+    await Promise.all(Array.from({ length: Math.min(work.length, parallel! * 2) }, worker));
 
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

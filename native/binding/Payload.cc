@@ -16,20 +16,36 @@ int32_t I32(const Napi::Object &o, const char *key) {
     return o.Get(key).As<Napi::Number>().Int32Value();
 }
 
-float GetFloat(const Napi::Object &o, const char *key, float fallback) {
-    Napi::Value v = o.Get(key);
-    return v.IsNumber() ? v.As<Napi::Number>().FloatValue() : fallback;
+// The sampling payload carries every key (lib/options/sampling.ts resolves each option's default): a missing or
+// mistyped one is a bug in lib/, reported as such rather than filled with a default of this file's own.
+[[noreturn]] void Missing(const Napi::Object &o, const char *key, const char *what) {
+    throw ToJsError(o.Env(), ErrorCode::NativeError,
+                    std::string("the sampling payload's \"") + key + "\" is not " + what +
+                        " (a bug in llama-vlm: lib/options/sampling.ts sends every key)");
 }
 
-int32_t GetInt(const Napi::Object &o, const char *key, int32_t fallback) {
+float Float(const Napi::Object &o, const char *key) {
     Napi::Value v = o.Get(key);
-    return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+    if (!v.IsNumber()) Missing(o, key, "a number");
+    return v.As<Napi::Number>().FloatValue();
 }
 
-std::vector<std::string> GetStrings(const Napi::Object &o, const char *key) {
+int32_t Int(const Napi::Object &o, const char *key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsNumber()) Missing(o, key, "a number");
+    return v.As<Napi::Number>().Int32Value();
+}
+
+bool Bool(const Napi::Object &o, const char *key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsBoolean()) Missing(o, key, "a boolean");
+    return v.As<Napi::Boolean>().Value();
+}
+
+std::vector<std::string> Strings(const Napi::Object &o, const char *key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsArray()) Missing(o, key, "an array of strings");
     std::vector<std::string> out;
-    Napi::Value v = o.Get(key);
-    if (!v.IsArray()) return out;
     Napi::Array a = v.As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
     return out;
@@ -39,44 +55,44 @@ std::vector<std::string> GetStrings(const Napi::Object &o, const char *key) {
 
 SamplerParams ReadSamplerParams(const Napi::Object &o) {
     SamplerParams p;
-    p.temperature = GetFloat(o, "temperature", p.temperature);
-    p.dynatempRange = GetFloat(o, "dynatempRange", p.dynatempRange);
-    p.dynatempExponent = GetFloat(o, "dynatempExponent", p.dynatempExponent);
-    p.topK = GetInt(o, "topK", p.topK);
-    p.topP = GetFloat(o, "topP", p.topP);
-    p.minP = GetFloat(o, "minP", p.minP);
-    p.typicalP = GetFloat(o, "typicalP", p.typicalP);
-    p.tfsZ = GetFloat(o, "tfsZ", p.tfsZ);
-    p.minKeep = GetInt(o, "minKeep", p.minKeep);
-    p.repeatPenalty = GetFloat(o, "repeatPenalty", p.repeatPenalty);
-    p.repeatLastN = GetInt(o, "repeatLastN", p.repeatLastN);
-    p.frequencyPenalty = GetFloat(o, "frequencyPenalty", p.frequencyPenalty);
-    p.presencePenalty = GetFloat(o, "presencePenalty", p.presencePenalty);
-    p.penalizeNewline = o.Get("penalizeNewline").ToBoolean().Value();
-    p.dryMultiplier = GetFloat(o, "dryMultiplier", p.dryMultiplier);
-    p.dryBase = GetFloat(o, "dryBase", p.dryBase);
-    p.dryAllowedLength = GetInt(o, "dryAllowedLength", p.dryAllowedLength);
-    p.dryPenaltyLastN = GetInt(o, "dryPenaltyLastN", p.dryPenaltyLastN);
-    p.drySequenceBreakers = GetStrings(o, "drySequenceBreakers");
-    p.xtcProbability = GetFloat(o, "xtcProbability", p.xtcProbability);
-    p.xtcThreshold = GetFloat(o, "xtcThreshold", p.xtcThreshold);
-    p.topNSigma = GetFloat(o, "topNSigma", p.topNSigma);
-    p.mirostat = GetInt(o, "mirostat", p.mirostat);
-    p.mirostatTau = GetFloat(o, "mirostatTau", p.mirostatTau);
-    p.mirostatEta = GetFloat(o, "mirostatEta", p.mirostatEta);
+    p.temperature = Float(o, "temperature");
+    p.dynatempRange = Float(o, "dynatempRange");
+    p.dynatempExponent = Float(o, "dynatempExponent");
+    p.topK = Int(o, "topK");
+    p.topP = Float(o, "topP");
+    p.minP = Float(o, "minP");
+    p.typicalP = Float(o, "typicalP");
+    p.tfsZ = Float(o, "tfsZ");
+    p.minKeep = Int(o, "minKeep");
+    p.repeatPenalty = Float(o, "repeatPenalty");
+    p.repeatLastN = Int(o, "repeatLastN");
+    p.frequencyPenalty = Float(o, "frequencyPenalty");
+    p.presencePenalty = Float(o, "presencePenalty");
+    p.penalizeNewline = Bool(o, "penalizeNewline");
+    p.dryMultiplier = Float(o, "dryMultiplier");
+    p.dryBase = Float(o, "dryBase");
+    p.dryAllowedLength = Int(o, "dryAllowedLength");
+    p.dryPenaltyLastN = Int(o, "dryPenaltyLastN");
+    p.drySequenceBreakers = Strings(o, "drySequenceBreakers");
+    p.xtcProbability = Float(o, "xtcProbability");
+    p.xtcThreshold = Float(o, "xtcThreshold");
+    p.topNSigma = Float(o, "topNSigma");
+    p.mirostat = Int(o, "mirostat");
+    p.mirostatTau = Float(o, "mirostatTau");
+    p.mirostatEta = Float(o, "mirostatEta");
     Napi::Value bias = o.Get("logitBias");
-    if (bias.IsArray()) {
-        Napi::Array a = bias.As<Napi::Array>();
-        for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
-            p.logitBias.push_back(
-                {a.Get(i).As<Napi::Number>().Int32Value(), a.Get(i + 1).As<Napi::Number>().FloatValue()});
-        }
+    if (!bias.IsArray()) Missing(o, "logitBias", "an array of [token, bias] pairs");
+    Napi::Array a = bias.As<Napi::Array>();
+    for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
+        p.logitBias.push_back({a.Get(i).As<Napi::Number>().Int32Value(), a.Get(i + 1).As<Napi::Number>().FloatValue()});
     }
+    // The one optional key: no grammar, no grammar sampler.
     Napi::Value grammar = o.Get("grammar");
     if (grammar.IsString()) p.grammar = grammar.As<Napi::String>().Utf8Value();
     Napi::Value seed = o.Get("seed");
-    if (seed.IsNumber()) p.seed = seed.As<Napi::Number>().Uint32Value();
-    p.order = GetStrings(o, "order");
+    if (!seed.IsNumber()) Missing(o, "seed", "a number");
+    p.seed = seed.As<Napi::Number>().Uint32Value();
+    p.order = Strings(o, "order");
     return p;
 }
 
