@@ -1,6 +1,7 @@
 export {
     type CompletionRequest,
     type CompletionResult,
+    type CompletionStream,
     Context,
     type ContextOptions,
     type KvCacheType,
