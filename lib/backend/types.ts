@@ -85,8 +85,6 @@ export interface NativeModel {
     info(): NativeModelInfo;
     tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
     detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
-    tokenBytes(token: number): Buffer;
-    isEndOfGeneration(token: number): boolean;
     applyChatTemplate(
         messages: { role: string; content: string }[],
         template: string | null,

@@ -81,8 +81,6 @@ Napi::Function Model::Init(Napi::Env env) {
                            InstanceMethod("info", &Model::Info),
                            InstanceMethod("tokenize", &Model::Tokenize),
                            InstanceMethod("detokenize", &Model::Detokenize),
-                           InstanceMethod("tokenBytes", &Model::TokenBytes),
-                           InstanceMethod("isEndOfGeneration", &Model::IsEndOfGeneration),
                            InstanceMethod("applyChatTemplate", &Model::ApplyChatTemplate),
                            InstanceMethod("dispose", &Model::Dispose),
                        });
@@ -187,25 +185,6 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo &info) {
     }
     text.resize(static_cast<size_t>(std::max(0, n)));
     return Napi::String::New(env, text);
-}
-
-Napi::Value Model::TokenBytes(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    SharedModel model = Get(env);
-    const llama_vocab *vocab = llama_model_get_vocab(model.get());
-    llama_token token = info[0].As<Napi::Number>().Int32Value();
-    if (token < 0 || token >= llama_vocab_n_tokens(vocab)) {
-        throw ToJsError(env, ErrorCode::InvalidOption, "token " + std::to_string(token) + " is outside the vocabulary");
-    }
-    const std::string piece = TokenPiece(vocab, token);
-    return Napi::Buffer<char>::Copy(env, piece.data(), piece.size());
-}
-
-Napi::Value Model::IsEndOfGeneration(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    SharedModel model = Get(env);
-    return Napi::Boolean::New(
-        env, llama_vocab_is_eog(llama_model_get_vocab(model.get()), info[0].As<Napi::Number>().Int32Value()));
 }
 
 Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo &info) {

@@ -38,10 +38,6 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Value Tokenize(const Napi::CallbackInfo &info);
     // detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string
     Napi::Value Detokenize(const Napi::CallbackInfo &info);
-    // tokenBytes(token: number): Buffer — the raw bytes of one token's piece (may be part of a UTF-8 character)
-    Napi::Value TokenBytes(const Napi::CallbackInfo &info);
-    // isEndOfGeneration(token: number): boolean
-    Napi::Value IsEndOfGeneration(const Napi::CallbackInfo &info);
     // applyChatTemplate(messages: {role, content}[], template: string | null, addAssistant: boolean): string
     Napi::Value ApplyChatTemplate(const Napi::CallbackInfo &info);
     // dispose(): void
