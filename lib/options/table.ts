@@ -156,9 +156,36 @@ export function isAlias(entry: Entry | Alias): entry is Alias {
     return entry.kind === "alias";
 }
 
+/** What resolveOptions needs of a table, worked out once per table (tables are constants; requests are many). */
+interface Derived {
+    entries: [string, Entry][];
+    aliases: Record<string, string>;
+    defaults: Record<string, unknown>;
+    /** option → the aliases that name it. */
+    aliasesByOption: Map<string, string[]>;
+}
+const derived = new WeakMap<Table, Derived>();
+
+function derive(table: Table): Derived {
+    let d = derived.get(table);
+    if (d === undefined) {
+        const entries = Object.entries(table).filter((e): e is [string, Entry] => !isAlias(e[1]));
+        const aliases = Object.fromEntries(
+            Object.entries(table).flatMap(([key, e]) => (isAlias(e) ? [[key, e.of] as [string, string]] : [])),
+        );
+        const aliasesByOption = new Map<string, string[]>();
+        for (const [alias, of] of Object.entries(aliases))
+            aliasesByOption.set(of, [...(aliasesByOption.get(of) ?? []), alias]);
+        const defaults = Object.fromEntries(entries.flatMap(([k, e]) => ("default" in e ? [[k, e.default]] : [])));
+        d = { entries, aliases, defaults, aliasesByOption };
+        derived.set(table, d);
+    }
+    return d;
+}
+
 /** A table's entries, aliases left out. */
 export function entriesOf(table: Table): [string, Entry][] {
-    return Object.entries(table).filter((e): e is [string, Entry] => !isAlias(e[1]));
+    return derive(table).entries;
 }
 
 /** Every name a table takes, aliases included, in table order: what `checkKnownKeys` and the bad-input corpus use. */
@@ -168,14 +195,12 @@ export function keysOf(table: Table): string[] {
 
 /** alias → the option it names. */
 export function aliasesOf(table: Table): Record<string, string> {
-    return Object.fromEntries(
-        Object.entries(table).flatMap(([key, e]) => (isAlias(e) ? [[key, e.of] as [string, string]] : [])),
-    );
+    return { ...derive(table).aliases };
 }
 
 /** The static defaults, by option. */
 export function defaultsOf(table: Table): Record<string, unknown> {
-    return Object.fromEntries(entriesOf(table).flatMap(([k, e]) => ("default" in e ? [[k, e.default]] : [])));
+    return { ...derive(table).defaults };
 }
 
 const NO_ENV: OptionEnv = {
@@ -222,15 +247,14 @@ export interface ResolveHow {
  */
 export function resolveOptions<T extends Table>(table: T, options: object, how: ResolveHow): ResolvedOf<T> {
     const raw = options as Record<string, unknown>;
-    const given = how.given === "present" ? { ...defaultsOf(table), ...raw } : raw;
+    const { entries, defaults, aliasesByOption } = derive(table);
+    const given = how.given === "present" ? { ...defaults, ...raw } : raw;
     const prefix = how.prefix ?? "";
-    const aliases = Object.entries(aliasesOf(table));
     const out: Record<string, unknown> = {};
-    const entries = entriesOf(table);
     for (const [key, entry] of entries) {
         let value = given[key];
-        for (const [alias, of] of aliases) {
-            if (of !== key || raw[alias] === undefined) continue;
+        for (const alias of aliasesByOption.get(key) ?? []) {
+            if (raw[alias] === undefined) continue;
             if (raw[key] !== undefined) {
                 throw new LlamaVlmError("INVALID_OPTION", `Give "${key}" or its alias "${alias}", not both`);
             }
