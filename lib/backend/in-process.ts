@@ -51,7 +51,8 @@ export const inProcessBackend: Backend = {
     },
 };
 
-function loadAborted(): LlamaVlmError {
+/** The rejection of a load cancelled through its AbortSignal (both backends). */
+export function loadAborted(): LlamaVlmError {
     return new LlamaVlmError("ABORTED", "Model loading was aborted");
 }
 

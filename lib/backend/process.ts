@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { fromWire, LlamaVlmError, type WireError } from "../errors.js";
 import { packageRoot } from "../native.js";
 import { currentLogLevel, emitLog, type LogLevel } from "../system.js";
-import { inProcessBackend } from "./in-process.js";
+import { inProcessBackend, loadAborted } from "./in-process.js";
 import type {
     Backend,
     EngineContext,
@@ -37,7 +37,7 @@ import type {
 
 export const processBackend: Backend = {
     async load(spec: LoadSpec, onProgress?: (progress: number) => void, signal?: AbortSignal): Promise<LoadedModel> {
-        if (signal?.aborted) throw new LlamaVlmError("ABORTED", "Model loading was aborted");
+        if (signal?.aborted) throw loadAborted();
         const engine = await EngineProcess.start(spec, onProgress, signal);
         let vocab: LoadedModel;
         try {

@@ -379,8 +379,10 @@ void Engine::Prepare(Request &req) {
 }
 
 void Engine::MaybeThrowTestFault(ThrowAt stage) {
+    // Read before the exchange: this runs for every prefill step, and the hook is armed only in tests.
     int expected = static_cast<int>(stage);
-    if (throwAt_.compare_exchange_strong(expected, static_cast<int>(ThrowAt::Nowhere))) {
+    if (throwAt_.load(std::memory_order_relaxed) == expected &&
+        throwAt_.compare_exchange_strong(expected, static_cast<int>(ThrowAt::Nowhere))) {
         throw std::runtime_error("llama-vlm test fault: a std::runtime_error thrown in the " +
                                  std::string(stage == ThrowAt::Prepare ? "encoder" : "decoder") + " stage");
     }
@@ -639,7 +641,7 @@ void Engine::RunDecoder() {
                 ErrorCode code = ErrorCode::NativeError;
                 std::string message;
                 DescribeException(std::current_exception(), code, message);
-                Fail(slot, ErrorCode::NativeError, "sampling failed: " + message, events);
+                Fail(slot, code, "sampling failed: " + message, events);
                 continue;
             }
             if (first) {

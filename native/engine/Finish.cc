@@ -28,6 +28,7 @@ StopStrings::StopStrings(std::vector<std::string> stops) {
 
 std::string StopStrings::Push(const std::string &piece) {
     if (matched_) return "";
+    if (stops_.empty()) return piece;  // most requests: nothing to hold back, no copy of the held bytes
     std::string buffer = held_ + piece;
     held_.clear();
     // The held bytes hold no whole stop string, so any match ends in this piece; the earliest one wins.
