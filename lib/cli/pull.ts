@@ -4,9 +4,10 @@
  * bench): a reference's files are fetched with a progress display before the model loads.
  */
 import type { Command } from "commander";
+import { LlamaVlmError } from "../errors.js";
 import type { DownloadProgress } from "../models/download.js";
 import { type ResolvedModel, resolveModel } from "../models/resolve.js";
-import { type CliIo, formatBytes, ProgressBar } from "./io.js";
+import { CliExit, type CliIo, formatBytes, ProgressBar } from "./io.js";
 
 function duration(seconds: number): string {
     if (!Number.isFinite(seconds)) return "?";
@@ -120,6 +121,9 @@ then Q5_K_M, Q8_0) and the repository's projector (mmproj*.gguf, F16 first). Fil
 the Hub publishes; an interrupted download resumes where it stopped. The cache is ~/.cache/llama-vlm/models
 (LLAMA_VLM_MODELS overrides); HF_ENDPOINT sets the Hub's address, HF_TOKEN is sent for private or gated repositories.
 
+Exit codes: 0 done, 1 failed (the message says why; a network failure keeps what arrived and a rerun resumes it),
+130 interrupted (Ctrl-C; the partial download is kept and a rerun resumes it).
+
 Examples:
   llama-vlm pull hf:ggml-org/Qwen2.5-VL-3B-Instruct-GGUF
   llama-vlm pull hf:ggml-org/Qwen2.5-VL-3B-Instruct-GGUF:Q8_0
@@ -149,6 +153,12 @@ Examples:
                         }
                     }
                 }
+            } catch (error) {
+                if (controller.signal.aborted && error instanceof LlamaVlmError && error.code === "ABORTED") {
+                    io.stderr.write(`llama-vlm: ${error.message}\n`);
+                    throw new CliExit(130);
+                }
+                throw error;
             } finally {
                 process.off("SIGINT", onSignal);
             }

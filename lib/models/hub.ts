@@ -83,8 +83,14 @@ export async function listRepo(
             revision: encodeURIComponent(revision),
             recursive: true,
             hubUrl: access.endpoint,
-            ...(access.token ? { accessToken: access.token } : {}),
-            fetch: (input, init) => fetch(input, { ...init, ...(signal ? { signal } : {}) }),
+            // The token goes in here rather than as `accessToken`, which the client refuses unless it starts with
+            // "hf_" (a self-hosted endpoint's tokens need not).
+            fetch: (input, init) =>
+                fetch(input, {
+                    ...init,
+                    headers: { ...(init?.headers as Record<string, string>), ...authHeaders(access) },
+                    ...(signal ? { signal } : {}),
+                }),
         })) {
             if (entry.type !== "file") continue;
             files.push({
@@ -101,9 +107,6 @@ export async function listRepo(
             // The Hub says "Invalid rev id: …" for a revision it does not know (X-Error-Code RevisionNotFound).
             const hubCode = /\brev(ision)?\b/i.test(data?.error ?? "") ? "RevisionNotFound" : null;
             throw statusError(`hf:${repo}@${revision}`, error.statusCode, hubCode, access);
-        }
-        if (error instanceof TypeError && /access token/i.test(error.message)) {
-            throw new LlamaVlmError("INVALID_OPTION", `HF_TOKEN is not a Hugging Face token: ${error.message}`);
         }
         throw networkError(what, error);
     }

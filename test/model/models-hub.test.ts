@@ -279,6 +279,37 @@ describe("downloads", () => {
         expect(sha256File(resolved.model)).toBe(sha256(files[Q4]!));
     });
 
+    it("a file outside LFS is checked against its git blob id", async () => {
+        freshCache();
+        const ref = `hf:${REPO}/README.md`;
+        const resolved = await resolveModel({ model: ref });
+        expect(resolved.files[0]).toMatchObject({ verifiedBy: "git blob id" });
+        expect(fs.readFileSync(resolved.model, "utf8")).toBe("# qwen-vl\nSynthetic test model.\n");
+        freshCache();
+        hub.corrupt("README.md", 3, Number.POSITIVE_INFINITY);
+        expect((await settle(() => resolveModel({ model: ref }))).code).toBe("CHECKSUM_MISMATCH");
+    });
+
+    it("a lock left by a killed process is taken over and its partial resumed", async () => {
+        freshCache();
+        const [model] = await planModel({ model: `hf:${REPO}:Q4_0` });
+        const dead = spawn(process.execPath, ["-e", ""]);
+        await new Promise((resolve) => dead.on("close", resolve));
+        fs.mkdirSync(path.dirname(model!.path), { recursive: true });
+        fs.writeFileSync(`${model!.path}.lock`, `${dead.pid}\n`);
+        fs.writeFileSync(`${model!.path}.part`, files[Q4]!.subarray(0, 100_000));
+        const before = hub.fileGets(Q4).length;
+        const resolved = await resolveModel({ model: `hf:${REPO}:Q4_0` });
+        expect(
+            hub
+                .fileGets(Q4)
+                .slice(before)
+                .map((r) => r.range),
+        ).toEqual(["bytes=100000-"]);
+        expect(sha256File(resolved.model)).toBe(sha256(files[Q4]!));
+        expect(fs.existsSync(`${model!.path}.lock`)).toBe(false);
+    });
+
     it("a URL reference downloads once, checked by size and ETag", async () => {
         freshCache();
         const url = `${hub.url}/files/${Q4}`;
