@@ -74,8 +74,15 @@ function processAlive(pid: number): boolean {
     }
 }
 
-/** Takes `<dest>.lock`; resolves with undefined when, while waiting, another process finished the file. */
-async function lock(spec: DownloadSpec, signal?: AbortSignal): Promise<(() => Promise<void>) | undefined> {
+/**
+ * Takes `<dest>.lock`; resolves with undefined when, while waiting, another process finished the file. While it
+ * waits, `onWait` gets the size of the other process's partial.
+ */
+async function lock(
+    spec: DownloadSpec,
+    signal: AbortSignal | undefined,
+    onWait: (bytes: number) => void,
+): Promise<(() => Promise<void>) | undefined> {
     const file = `${spec.dest}.lock`;
     for (;;) {
         if (signal?.aborted) throw aborted(spec, (await fileSize(`${spec.dest}.part`)) ?? 0);
@@ -103,6 +110,7 @@ async function lock(spec: DownloadSpec, signal?: AbortSignal): Promise<(() => Pr
             );
             if (age > 10_000) await fs.rm(file, { force: true });
         }
+        onWait((await fileSize(`${spec.dest}.part`)) ?? 0);
         await sleep(LOCK_POLL_MS, undefined, signal ? { signal } : {}).catch(() => {});
     }
 }
@@ -153,7 +161,15 @@ export async function download(spec: DownloadSpec, options: DownloadOptions = {}
     const { signal } = options;
     if (await complete(spec)) return false;
     await fs.mkdir(path.dirname(spec.dest), { recursive: true });
-    const release = await lock(spec, signal);
+    const release = await lock(spec, signal, (bytes) =>
+        options.onProgress?.({
+            file: spec.label,
+            path: spec.dest,
+            downloaded: bytes,
+            total: spec.size,
+            resumedFrom: 0,
+        }),
+    );
     if (release === undefined) return false;
     try {
         if (await complete(spec)) return false;

@@ -161,20 +161,6 @@ export const LOAD_OPTIONS = {
             return value as (progress: number) => void;
         },
     }),
-    /**
-     * Use only the model cache for `hf:` and URL references: never contact a server. Default: true when the
-     * environment has HF_HUB_OFFLINE=1, else false.
-     */
-    offline: boolean({}),
-    /** Called as a referenced model's files download (bytes so far, total, file name). */
-    onDownloadProgress: special<(progress: DownloadProgress) => void>({
-        check(name, value) {
-            if (typeof value !== "function") {
-                throw new LlamaVlmError("INVALID_OPTION", `Expected "${name}" to be a function, got ${typeof value}`);
-            }
-            return value as (progress: DownloadProgress) => void;
-        },
-    }),
     /** Cancels the load (and a download, which keeps what arrived for the next call): the promise rejects with code ABORTED. */
     signal: special<AbortSignal>({
         check(name, value) {
@@ -195,6 +181,20 @@ export const LOAD_OPTIONS = {
      * batch; the API is the same. Default "none".
      */
     isolation: oneOf(["none", "process"], { default: "none" }),
+    /**
+     * Use only the model cache for `hf:` and URL references: never contact a server. Default: true when the
+     * environment has HF_HUB_OFFLINE=1, else false.
+     */
+    offline: boolean({}),
+    /** Called as a referenced model's files download (bytes so far, total, file name). */
+    onDownloadProgress: special<(progress: DownloadProgress) => void>({
+        check(name, value) {
+            if (typeof value !== "function") {
+                throw new LlamaVlmError("INVALID_OPTION", `Expected "${name}" to be a function, got ${typeof value}`);
+            }
+            return value as (progress: DownloadProgress) => void;
+        },
+    }),
 };
 
 export interface LoadModelOptions extends OptionsOf<typeof LOAD_OPTIONS> {}
