@@ -220,7 +220,7 @@ describe("downloads", () => {
                 .fileGets(Q8)
                 .slice(before)
                 .map((r) => r.range),
-        ).toEqual([`bytes=${cut}-`]);
+        ).toEqual([`bytes=${kept}-`]);
         expect(sha256File(resolved.model)).toBe(sha256(files[Q8]!));
     });
 
