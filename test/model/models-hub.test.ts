@@ -52,6 +52,22 @@ async function startHub(): Promise<HubServer> {
     return HubServer.start({
         [REPO]: repo,
         "test/text-only": [{ path: "text-Q4_0.gguf", data: files[Q4]! }],
+        // Names only (planModel downloads nothing): which file a reference picks.
+        "test/many": [
+            "m-Q8_0.gguf",
+            "m-Q4_0.gguf",
+            "m-Q4_K_S.gguf",
+            "m-Q4_K_M.gguf",
+            "mmproj-m-BF16.gguf",
+            "mmproj-m-F16.gguf",
+        ].map((name) => ({ path: name, data: Buffer.from(name) })),
+        "test/sharded": [
+            "big-Q4_K_M-00001-of-00003.gguf",
+            "big-Q4_K_M-00002-of-00003.gguf",
+            "big-Q4_K_M-00003-of-00003.gguf",
+            "big-Q8_0.gguf",
+            "mmproj-big-f16.gguf",
+        ].map((name) => ({ path: name, data: Buffer.from(name) })),
         "test/huge": [
             { path: "huge-Q4_0.gguf", data: Buffer.alloc(16), listedSize: 2 ** 52 },
             { path: "mmproj-huge-f16.gguf", data: files[F16_PROJECTOR]! },
@@ -164,6 +180,29 @@ describe("loadModel with an hf: reference", () => {
         expect(await runCli(["info", `hf:${REPO}:Q4_0`], cached.streams), cached.io.err).toBe(0);
         expect(cached.io.out).toContain("cached at");
         expect(cached.io.out).toContain("pair: yes");
+    });
+});
+
+describe("which files a reference means", () => {
+    it("no quantisation takes Q4_K_M before the other 4-bit files, and the F16 projector before BF16", async () => {
+        freshCache();
+        const planned = await planModel({ model: "hf:test/many" });
+        expect(planned.map((f) => path.basename(f.path))).toEqual(["m-Q4_K_M.gguf", "mmproj-m-F16.gguf"]);
+        const named = await planModel({ model: "hf:test/many:q4_k_s", projector: "hf:test/many/mmproj-m-BF16.gguf" });
+        expect(named.map((f) => path.basename(f.path))).toEqual(["m-Q4_K_S.gguf", "mmproj-m-BF16.gguf"]);
+    });
+
+    it("a split GGUF brings its other parts", async () => {
+        freshCache();
+        const [model] = await planModel({ model: "hf:test/sharded" });
+        expect(path.basename(model!.path)).toBe("big-Q4_K_M-00001-of-00003.gguf");
+        expect(model!.shards?.map((f) => path.basename(f.path))).toEqual([
+            "big-Q4_K_M-00002-of-00003.gguf",
+            "big-Q4_K_M-00003-of-00003.gguf",
+        ]);
+        const resolved = await resolveModel({ model: "hf:test/sharded" });
+        for (const name of ["big-Q4_K_M-00002-of-00003.gguf", "big-Q4_K_M-00003-of-00003.gguf"])
+            expect(fs.readFileSync(path.join(path.dirname(resolved.model), name), "utf8")).toBe(name);
     });
 });
 
