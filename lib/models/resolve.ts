@@ -417,6 +417,11 @@ class Resolver {
     }
 }
 
+/** A file as callers see it: without its download details (their headers carry HF_TOKEN). */
+function publicFile({ source: _source, shards, ...file }: ResolvedFile): ResolvedFile {
+    return { ...file, ...(shards ? { shards: shards.map(publicFile) } : {}) };
+}
+
 function list(items: readonly string[]): string {
     return items.length === 0 ? "none" : items.join(", ");
 }
@@ -429,7 +434,7 @@ export async function planModel(
     options: { model: string; projector?: string | undefined } & ResolveOptions,
 ): Promise<ResolvedFile[]> {
     const files = await plan(new Resolver(options), options.model, options.projector);
-    return files.map(({ source: _source, ...f }) => f);
+    return files.map(publicFile);
 }
 
 async function plan(resolver: Resolver, model: string, projector: string | undefined): Promise<ResolvedFile[]> {
@@ -459,7 +464,7 @@ export async function resolveModel(
     return {
         model: files[0]!.path,
         ...(projector ? { projector: projector.path } : {}),
-        files: files.map(({ source: _source, ...f }) => f),
+        files: files.map(publicFile),
     };
 }
 

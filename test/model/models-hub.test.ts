@@ -373,7 +373,11 @@ describe("downloads", () => {
         ).toBe(true);
         const missing = capture();
         expect(await runCli(["pull", "hf:test/missing"], missing.streams)).toBe(1);
-        for (const text of [run.io.out, run.io.err, missing.io.out, missing.io.err]) expect(text).not.toContain(token);
+        const json = capture();
+        expect(await runCli(["pull", "hf:test/sharded", "--json"], json.streams), json.io.err).toBe(0);
+        expect((JSON.parse(json.io.out) as { files: { shards?: unknown[] }[] }).files[0]!.shards).toHaveLength(2);
+        for (const text of [run.io.out, run.io.err, missing.io.out, missing.io.err, json.io.out, json.io.err])
+            expect(text).not.toContain(token);
     });
 });
 
