@@ -23,7 +23,21 @@ export type LlamaVlmErrorCode =
     /** The engine process of an isolated model (`isolation: "process"`) died while running the request; it restarts for the next one. */
     | "CRASHED"
     /** llama.cpp reported a failure that fits none of the codes above. */
-    | "NATIVE_ERROR";
+    | "NATIVE_ERROR"
+    /** A model reference (`hf:owner/repo…`, a URL) names a repository, revision or file that does not exist or that the token (HF_TOKEN) may not read. */
+    | "MODEL_NOT_FOUND"
+    /** An `hf:` repository has no file of the quantisation asked for (the message lists those it has). */
+    | "QUANT_NOT_FOUND"
+    /** An `hf:` repository has no projector (mmproj*.gguf) and none was named. */
+    | "PROJECTOR_NOT_FOUND"
+    /** A downloaded file did not match the hash the Hub publishes for it, twice. */
+    | "CHECKSUM_MISMATCH"
+    /** A download failed on the network; what arrived is kept and the next attempt resumes from it. */
+    | "NETWORK_ERROR"
+    /** The model cache's disk has too little free space for a download. */
+    | "NO_SPACE"
+    /** Offline (HF_HUB_OFFLINE=1 or `offline: true`) and the reference is not in the model cache. */
+    | "NOT_CACHED";
 
 /** The one error class of llama-vlm. Switch on `code`; `message` is written for a person. */
 export class LlamaVlmError extends Error {
@@ -50,6 +64,13 @@ export const ERROR_CODES: readonly LlamaVlmErrorCode[] = [
     "ABORTED",
     "CRASHED",
     "NATIVE_ERROR",
+    "MODEL_NOT_FOUND",
+    "QUANT_NOT_FOUND",
+    "PROJECTOR_NOT_FOUND",
+    "CHECKSUM_MISMATCH",
+    "NETWORK_ERROR",
+    "NO_SPACE",
+    "NOT_CACHED",
 ];
 const CODES = new Set<string>(ERROR_CODES);
 

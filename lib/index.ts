@@ -19,6 +19,19 @@ export {
     type ModelInfo,
     type ProjectorOptions,
 } from "./model.js";
+export type { CachedModel } from "./models/cache.js";
+export { type ModelRef, parseModelRef } from "./models/ref.js";
+export {
+    DEFAULT_QUANTS,
+    type DownloadProgress,
+    listCachedModels,
+    planModel,
+    type ResolvedFile,
+    type ResolvedModel,
+    type ResolveOptions,
+    removeCachedModel,
+    resolveModel,
+} from "./models/resolve.js";
 export type { Placement } from "./placement.js";
 export type { ChatMessage, ContentPart, Role } from "./request/messages.js";
 export { DEFAULT_SAMPLER_ORDER, SAMPLER_NAMES, type SamplerName, type SamplingOptions } from "./sampling.js";

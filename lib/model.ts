@@ -3,6 +3,7 @@ import { processBackend } from "./backend/process.js";
 import type { LoadedModel, NativeModel } from "./backend/types.js";
 import { Context, type ContextOptions } from "./context.js";
 import { fromNative, LlamaVlmError } from "./errors.js";
+import { resolveModel } from "./models/resolve.js";
 import { flashAttentionParam } from "./options/context.js";
 import {
     LOAD_KEYS,
@@ -185,9 +186,19 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     const o = checkObject("options", options) as unknown as LoadModelOptions;
     checkKnownKeys("loadModel options", o, LOAD_KEYS);
     const r = resolveOptions(LOAD_OPTIONS, o, { given: "nullish", env: { physicalCores } });
-    const { model: modelPath, projector: projectorPath, gpuLayers: requestedLayers, signal } = r;
+    const { gpuLayers: requestedLayers, signal } = r;
     const { flashAttention, ...projectorOptions } = r.projectorOptions;
     const projectorParams = { ...projectorOptions, flashAttention: flashAttentionParam(flashAttention) };
+    if (signal?.aborted) throw abortError("Model loading");
+
+    // hf: and URL references become local files here (local paths pass through unread).
+    const { model: modelPath, projector: projectorPath } = await resolveModel({
+        model: r.model,
+        projector: r.projector,
+        ...(r.offline !== undefined ? { offline: r.offline } : {}),
+        ...(signal ? { signal } : {}),
+        ...(r.onDownloadProgress ? { onProgress: r.onDownloadProgress } : {}),
+    });
     if (signal?.aborted) throw abortError("Model loading");
 
     await preflight(modelPath, projectorPath);

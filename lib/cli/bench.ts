@@ -6,6 +6,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import { formatBench, runBench } from "../bench.js";
 import { setLogger } from "../system.js";
 import type { CliIo } from "./io.js";
+import { resolveForCli } from "./pull.js";
 
 function list(value: string): number[] {
     const ns = value.split(",").map((v) => Number(v.trim()));
@@ -23,8 +24,11 @@ export function registerBench(program: Command, io: CliIo): void {
     program
         .command("bench")
         .summary("generation and image throughput per --parallel value")
-        .requiredOption("-m, --model <file>", "text model GGUF")
-        .option("--projector <file>", "vision projector (mmproj) GGUF; without it only text generation is measured")
+        .requiredOption("-m, --model <ref>", "text model GGUF: a path, hf:owner/repo[:quant] or an https:// URL")
+        .option(
+            "--projector <ref>",
+            "vision projector (mmproj) GGUF; an hf: model finds its own; without one only text generation is measured",
+        )
         .option("--parallel <list>", "parallel values", list, [1, 2, 4])
         .option("--images <n>", "image requests per slot (N × n requests per parallel value)", int, 2)
         .option("--image-size <w>x<h>", "image size", "448x448")
@@ -38,15 +42,19 @@ export function registerBench(program: Command, io: CliIo): void {
         .addHelpText(
             "after",
             "\nExamples:\n  llama-vlm bench -m model.gguf --projector mmproj.gguf --parallel 1,2,4 --compare-llama-cpp\n" +
+                "  llama-vlm bench -m hf:ggml-org/Qwen2.5-VL-3B-Instruct-GGUF --parallel 1,4\n" +
                 "  llama-vlm synth --family qwen2.5-vl --size 3b --out m3b && llama-vlm bench -m m3b/qwen2.5-vl-3b-q4_0-seed0.gguf --json",
         )
         .action(async (o: Record<string, unknown>) => {
             setLogger(null);
             const [w, h] = String(o.imageSize).split("x").map(Number);
             if (!w || !h) throw new InvalidArgumentError("--image-size must look like 448x448");
+            const { model, projector } = await resolveForCli(io, o.model as string, o.projector as string | undefined, {
+                prefix: "bench",
+            });
             const report = await runBench({
-                model: o.model as string,
-                ...(o.projector ? { projector: o.projector as string } : {}),
+                model,
+                ...(projector ? { projector } : {}),
                 parallel: o.parallel as number[],
                 imagesPerSlot: o.images as number,
                 imageSize: [w, h],

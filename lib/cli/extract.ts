@@ -25,6 +25,7 @@ import { SAMPLER_NAMES, type SamplingOptions } from "../sampling.js";
 import { setLogger } from "../system.js";
 import { addOptionFlags, int, readOptionFlags } from "./flags.js";
 import { CliExit, type CliIo, formatCount, ProgressBar } from "./io.js";
+import { resolveForCli } from "./pull.js";
 
 /** Exit codes of `extract` (also in --help). */
 export const EXIT = { ok: 0, failure: 1, partial: 2, interrupted: 130 } as const;
@@ -116,6 +117,7 @@ Exit codes: 0 all images done, 1 nothing could run (bad model, bad options), 2 s
 
 Examples:
   llama-vlm extract scans/ -m qwen2.5-vl-3b-q4_0.gguf --projector mmproj.gguf --out results.jsonl
+  llama-vlm extract scans/ -m hf:ggml-org/Qwen2.5-VL-3B-Instruct-GGUF --out results.jsonl
   llama-vlm extract 'scans/**/*.png' -m model.gguf --mmproj mmproj.gguf --preset clinical --n-probs 5 --out clinical.jsonl
   llama-vlm extract a.jpg b.jpg -m model.gguf --projector mmproj.gguf --chat-template vicuna --temp 0.05 \\
       --repeat-penalty 1.18 --repeat-last-n 256 --stop "</s>" --stop "User:" --format table`,
@@ -172,7 +174,7 @@ export function doneKeys(outFile: string): Set<string> {
 
 async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<number> {
     // --model is required, and --parallel, --ctx-size and --gpu-layers have defaults: all four are always given.
-    const { model: modelPath, projector, gpuLayers } = readOptionFlags(LOAD_OPTIONS, o);
+    const { model: modelRef, projector: projectorRef, gpuLayers } = readOptionFlags(LOAD_OPTIONS, o);
     const { contextSize, parallel, threads } = readOptionFlags(CONTEXT_OPTIONS, o);
     const maxTokens = (o.maxTokens as number | undefined) ?? o.nPredict;
     const stop = [...(o.stop ?? []), ...((o.stopStrings as string[] | undefined) ?? [])];
@@ -227,8 +229,13 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     let model: Model;
     let context: Context;
     try {
+        // hf: and URL references are fetched here, with their own progress display.
+        const { model: modelPath, projector } = await resolveForCli(io, modelRef!, projectorRef, {
+            prefix: "extract",
+            ...(o.quiet ? { quiet: true } : {}),
+        });
         model = await loadModel({
-            model: modelPath!,
+            model: modelPath,
             ...(projector ? { projector } : {}),
             gpuLayers,
             ...(threads ? { projectorOptions: { threads } } : {}),

@@ -6,6 +6,8 @@ import path from "node:path";
 import type { Command } from "commander";
 import { LlamaVlmError } from "../errors.js";
 import { type GgufFile, GgufType, ggmlTypeName, readGguf } from "../gguf/index.js";
+import { isRemoteRef } from "../models/ref.js";
+import { planModel, type ResolvedFile } from "../models/resolve.js";
 import { checkPair, metaNumber, metaString } from "../preflight.js";
 import { CliExit, type CliIo, formatBytes } from "./io.js";
 
@@ -83,15 +85,38 @@ export function registerInfo(program: Command, io: CliIo): void {
     program
         .command("info")
         .summary("describe GGUF files and check a text model / projector pair")
-        .argument("<files...>", "GGUF files (a text model and its projector are checked as a pair)")
+        .argument(
+            "<files...>",
+            "GGUF files or references (hf:owner/repo[:quant], https://…); a text model and its projector are checked as a pair",
+        )
         .option("--json", "print JSON")
         .option("--template", "print the whole chat template")
         .addHelpText(
             "after",
-            "\nExamples:\n  llama-vlm info model.gguf\n  llama-vlm info model.gguf mmproj.gguf --json",
+            "\nAn hf: reference shows the pair it resolves to (nothing is downloaded); files already in the model cache are described too.\n\n" +
+                "Examples:\n  llama-vlm info model.gguf\n  llama-vlm info model.gguf mmproj.gguf --json\n  llama-vlm info hf:ggml-org/Qwen2.5-VL-3B-Instruct-GGUF",
         )
-        .action(async (files: string[], o: { json?: boolean; template?: boolean }) => {
+        .action(async (args: string[], o: { json?: boolean; template?: boolean }) => {
             const read: GgufFile[] = [];
+            const files: string[] = [];
+            const references: { ref: string; files: ResolvedFile[] }[] = [];
+            for (const arg of args) {
+                if (!isRemoteRef(arg)) {
+                    files.push(arg);
+                    continue;
+                }
+                const planned = await planModel({ model: arg });
+                references.push({ ref: arg, files: planned });
+                if (!o.json) {
+                    io.stdout.write(`${arg} resolves to:\n`);
+                    for (const p of planned) {
+                        io.stdout.write(
+                            `  ${p.role}: ${p.ref}${p.quant ? ` (${p.quant})` : ""}, ${p.bytes !== undefined ? formatBytes(p.bytes) : "size unknown"}, ${p.cached ? `cached at ${p.path}` : `not downloaded (llama-vlm pull ${arg})`}\n`,
+                        );
+                    }
+                }
+                for (const p of planned) if (p.cached) files.push(p.path);
+            }
             for (const f of files) {
                 try {
                     read.push(await readGguf(f, { readArrays: 64 }));
@@ -112,7 +137,9 @@ export function registerInfo(program: Command, io: CliIo): void {
                 }
             }
             if (o.json) {
-                io.stdout.write(`${JSON.stringify({ files: summaries, ...(pair ? { pair } : {}) }, null, 2)}\n`);
+                io.stdout.write(
+                    `${JSON.stringify({ files: summaries, ...(pair ? { pair } : {}), ...(references.length ? { references } : {}) }, null, 2)}\n`,
+                );
             } else {
                 for (const s of summaries) {
                     io.stdout.write(

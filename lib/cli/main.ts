@@ -13,6 +13,8 @@ import { registerDemo } from "./demo.js";
 import { registerExtract } from "./extract.js";
 import { registerInfo } from "./info.js";
 import { CliExit, type CliIo, processIo } from "./io.js";
+import { registerModels } from "./models.js";
+import { registerPull } from "./pull.js";
 import { registerSynth } from "./synth.js";
 
 const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [
@@ -21,6 +23,8 @@ const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [
     registerInfo,
     registerBench,
     registerSynth,
+    registerPull,
+    registerModels,
 ];
 
 /**

@@ -4,6 +4,7 @@
  * @internal
  */
 import { LlamaVlmError } from "../errors.js";
+import type { DownloadProgress } from "../models/download.js";
 import { checkKnownKeys, checkObject, INT32_MAX, invalid, MAX_THREADS } from "../validate.js";
 import { CONTEXT_OPTIONS } from "./context.js";
 import {
@@ -95,18 +96,28 @@ function group<T extends typeof PROJECTOR_OPTIONS | typeof FIT_FOR_OPTIONS>(
 }
 
 export const LOAD_OPTIONS = {
-    /** Path of the text model GGUF. */
+    /**
+     * The text model GGUF: a local path, `hf:owner/repo[:quant|/file.gguf][@revision]` (downloaded into the model
+     * cache, verified; without a quant, Q4_K_M or the next 4-bit one) or an `https://` URL.
+     */
     model: string({
         required: true,
         nonEmpty: true,
-        cli: { flag: "-m, --model <file>", help: "text model GGUF", required: true },
+        cli: {
+            flag: "-m, --model <ref>",
+            help: "text model GGUF: a path, hf:owner/repo[:quant] or an https:// URL",
+            required: true,
+        },
     }),
-    /** Path of the vision projector (mmproj) GGUF; without it the model is text-only. */
+    /**
+     * The vision projector (mmproj) GGUF: a path, an `hf:` reference or a URL; without it the model is text-only,
+     * except for an `hf:` model, which gets its repository's projector (mmproj*.gguf, F16 first).
+     */
     projector: string({
         nonEmpty: true,
         cli: {
-            flag: "--projector <file>",
-            help: "vision projector (mmproj) GGUF (alias --mmproj)",
+            flag: "--projector <ref>",
+            help: "vision projector (mmproj) GGUF: a path, hf:… or a URL; an hf: model finds its own (alias --mmproj)",
             hidden: ["--mmproj <file>"],
         },
     }),
@@ -150,7 +161,7 @@ export const LOAD_OPTIONS = {
             return value as (progress: number) => void;
         },
     }),
-    /** Cancels the load: the promise rejects with code ABORTED. */
+    /** Cancels the load (and a download, which keeps what arrived for the next call): the promise rejects with code ABORTED. */
     signal: special<AbortSignal>({
         check(name, value) {
             if (!(value instanceof AbortSignal)) throw invalid(name, "an AbortSignal", value);
@@ -170,6 +181,20 @@ export const LOAD_OPTIONS = {
      * batch; the API is the same. Default "none".
      */
     isolation: oneOf(["none", "process"], { default: "none" }),
+    /**
+     * Use only the model cache for `hf:` and URL references: never contact a server. Default: true when the
+     * environment has HF_HUB_OFFLINE=1, else false.
+     */
+    offline: boolean({}),
+    /** Called as a referenced model's files download (bytes so far, total, file name). */
+    onDownloadProgress: special<(progress: DownloadProgress) => void>({
+        check(name, value) {
+            if (typeof value !== "function") {
+                throw new LlamaVlmError("INVALID_OPTION", `Expected "${name}" to be a function, got ${typeof value}`);
+            }
+            return value as (progress: DownloadProgress) => void;
+        },
+    }),
 };
 
 export interface LoadModelOptions extends OptionsOf<typeof LOAD_OPTIONS> {}

@@ -574,6 +574,8 @@ export const OPTION_CORPUS: Record<OptionScope, Record<string, OptionSpec>> = {
             ),
         },
         onProgress: { valid: () => {}, outOfRange: NONE },
+        offline: { valid: false, outOfRange: NONE },
+        onDownloadProgress: { valid: () => {}, outOfRange: NONE },
         signal: { valid: new AbortController().signal, outOfRange: range(["an object shaped like a signal", aSignal]) },
         projectorOptions: { valid: {}, outOfRange: range(["misspelled key thread", { thread: 2 }]) },
         isolation: { valid: "none", outOfRange: range(['"thread"', "thread"]) },

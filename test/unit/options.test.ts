@@ -204,6 +204,8 @@ describe("the other option groups are derived from their tables", () => {
             "signal",
             "projectorOptions",
             "isolation",
+            "offline",
+            "onDownloadProgress",
         ]);
         expect(PROJECTOR_KEYS).toEqual([
             "useGpu",
