@@ -13,7 +13,9 @@ import { registerDemo } from "./demo.js";
 import { registerExtract } from "./extract.js";
 import { registerInfo } from "./info.js";
 import { CliExit, type CliIo, processIo } from "./io.js";
+import { registerQueue } from "./queue.js";
 import { registerSynth } from "./synth.js";
+import { registerWorker } from "./worker.js";
 
 const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [
     registerExtract,
@@ -21,6 +23,8 @@ const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [
     registerInfo,
     registerBench,
     registerSynth,
+    registerQueue,
+    registerWorker,
 ];
 
 /**
