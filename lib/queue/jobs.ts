@@ -58,10 +58,15 @@ export function failureReason(code: string, message: string): string {
     return `${code}: ${message}`;
 }
 
-/** A stored failure reason back into its code and message (NATIVE_ERROR for a reason not written by llama-vlm). */
+/**
+ * A stored failure reason back into its code and message. Reasons BullMQ writes itself: a job whose workers kept
+ * dying ("job stalled more than allowable limit") is CRASHED, any other NATIVE_ERROR.
+ */
 export function parseFailure(reason: string | undefined): { code: string; message: string } {
     const m = /^([A-Z][A-Z_]+): ([\s\S]*)$/.exec(reason ?? "");
-    return m ? { code: m[1]!, message: m[2]! } : { code: "NATIVE_ERROR", message: reason ?? "unknown failure" };
+    if (m) return { code: m[1]!, message: m[2]! };
+    const message = reason || "unknown failure";
+    return { code: /stalled/i.test(message) ? "CRASHED" : "NATIVE_ERROR", message };
 }
 
 /**

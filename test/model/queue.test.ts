@@ -379,7 +379,7 @@ describe("llama-vlm queue and worker on a real Redis", () => {
         for (const line of results) expect(line.timings?.generatedTokens).toBe(256);
     });
 
-    it("a corrupt image, a missing shared file and a changed file each fail their job once, with their code", async () => {
+    it("a corrupt image, a missing shared file and a changed file each fail their job once, with their code; a transient error is retried, then fails", async () => {
         const redis = await startRedis();
         servers.push(redis);
         const queue = "bad";
@@ -394,9 +394,17 @@ describe("llama-vlm queue and worker on a real Redis", () => {
         const good = path.join(dir, "good.png");
         fs.copyFileSync(images[3]!, good);
         // A URL served by a real server on loopback, and one it does not have.
+        let flakyRequests = 0;
         const server = http.createServer((req, res) => {
             if (req.url === "/scan.png") res.end(fs.readFileSync(images[4]!));
-            else {
+            else if (req.url === "/flaky.png") {
+                // Answers the producer (which hashes it), then fails: a transient error on every worker try.
+                if (flakyRequests++ === 0) res.end(fs.readFileSync(images[7]!));
+                else {
+                    res.statusCode = 503;
+                    res.end();
+                }
+            } else {
                 res.statusCode = 404;
                 res.end();
             }
@@ -423,6 +431,15 @@ describe("llama-vlm queue and worker on a real Redis", () => {
                 backoffMs: 60_000,
             });
             expect(submitted).toMatchObject({ added: 6, existing: 0 });
+            const flaky = await submitJobs({
+                redis: redis.url,
+                queue,
+                images: [`${base}/flaky.png`],
+                settings,
+                attempts: 2,
+                backoffMs: 200,
+            });
+            expect(flaky).toMatchObject({ added: 1, existing: 0 });
             fs.rmSync(missing);
             fs.copyFileSync(images[6]!, changed);
             await expect(
@@ -443,7 +460,7 @@ describe("llama-vlm queue and worker on a real Redis", () => {
                     () => JSON.stringify(events),
                     async () => {
                         const s = await queueStatus({ redis: redis.url, queue });
-                        return s.completed + s.failed === 6;
+                        return s.completed + s.failed === 7;
                     },
                     60_000,
                 );
@@ -451,29 +468,34 @@ describe("llama-vlm queue and worker on a real Redis", () => {
                 await worker.close();
             }
             const status = await queueStatus({ redis: redis.url, queue });
-            expect(status).toMatchObject({ waiting: 0, active: 0, delayed: 0, completed: 3, failed: 3 });
+            expect(status).toMatchObject({ waiting: 0, active: 0, delayed: 0, completed: 3, failed: 4 });
             const failures = events.filter((e) => e.type === "failed");
             expect(failures.map((e) => [path.basename(e.file), e.code, e.final]).sort()).toEqual([
                 ["changed.png", "IMAGE_CHANGED", true],
+                ["flaky.png", "FILE_NOT_FOUND", false],
+                ["flaky.png", "FILE_NOT_FOUND", true],
                 ["gone.png", "FILE_NOT_FOUND", true],
                 ["torn.png", "IMAGE_DECODE_FAILED", true],
             ]);
+            // The transient error was retried after its backoff, then the job failed with its reason.
+            expect(flakyRequests).toBe(3);
 
             const lines: ExtractLine[] = [];
             for await (const line of jobResults({ redis: redis.url, queue })) lines.push(line);
-            expect(lines).toHaveLength(6);
+            expect(lines).toHaveLength(7);
             const byName = new Map(lines.map((l) => [path.basename(l.file), l]));
             expect(byName.get("torn.png")!.error!.code).toBe("IMAGE_DECODE_FAILED");
             expect(byName.get("gone.png")!.error).toMatchObject({ code: "FILE_NOT_FOUND" });
             expect(byName.get("gone.png")!.error!.message).toContain(missing);
             expect(byName.get("changed.png")!.error!.code).toBe("IMAGE_CHANGED");
-            // Failed once: no retry was made.
+            expect(byName.get("flaky.png")!.error!.message).toContain("HTTP 503");
+            // Failed once: no retry was made (but for the transient error, tried twice).
             const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
             const q = new Queue(queue, { connection });
             try {
                 for (const line of lines.filter((l) => l.error)) {
                     const job = (await q.getJob(line.job!))!;
-                    expect(job.attemptsMade, line.file).toBe(1);
+                    expect(job.attemptsMade, line.file).toBe(line.file.endsWith("flaky.png") ? 2 : 1);
                     expect(await job.getState()).toBe("failed");
                 }
             } finally {
@@ -492,6 +514,74 @@ describe("llama-vlm queue and worker on a real Redis", () => {
             ok("inline-5", images[5]!);
         } finally {
             server.close();
+        }
+    });
+
+    it("close() past its grace period puts the jobs in flight back without spending an attempt; another worker runs them", async () => {
+        const redis = await startRedis();
+        servers.push(redis);
+        const queue = "release";
+        const submitted = await submitJobs({
+            redis: redis.url,
+            queue,
+            images: images.slice(0, 3),
+            settings: { maxTokens: 512, sampling: { temperature: 0 } },
+        });
+        expect(submitted.added).toBe(3);
+        const events: WorkerEvent[] = [];
+        const first = await createWorker({
+            redis: redis.url,
+            queue,
+            model,
+            projector,
+            parallel: 2,
+            threads: 1,
+            onEvent: (e) => events.push(e),
+        });
+        await until(
+            () => JSON.stringify(events),
+            () => events.filter((e) => e.type === "active").length === 2,
+        );
+        await first.close({ graceMs: 0 });
+        const released = events.filter((e) => e.type === "released").map((e) => (e as { job: string }).job);
+        expect(released).toHaveLength(2);
+        expect(events.filter((e) => e.type === "completed" || e.type === "failed")).toEqual([]);
+        expect(await queueStatus({ redis: redis.url, queue })).toMatchObject({
+            waiting: 3,
+            active: 0,
+            completed: 0,
+            failed: 0,
+        });
+        const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+        const q = new Queue(queue, { connection });
+        try {
+            for (const id of released) expect((await q.getJob(id))!.attemptsMade).toBe(0);
+            const second = await createWorker({
+                redis: redis.url,
+                queue,
+                name: "second",
+                model,
+                projector,
+                parallel: 2,
+                threads: 1,
+            });
+            try {
+                await until(
+                    () => "the second worker did not finish the released jobs",
+                    async () => (await queueStatus({ redis: redis.url, queue })).completed === 3,
+                );
+            } finally {
+                await second.close();
+            }
+            for (const id of released) {
+                const job = (await q.getJob(id))!;
+                expect(job.processedBy).toBe("second");
+                expect(job.attemptsMade).toBe(1);
+                expect(job.returnvalue.timings.generatedTokens).toBe(512);
+            }
+        } finally {
+            await q.close();
+            connection.disconnect();
         }
     });
 
