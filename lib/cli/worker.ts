@@ -75,7 +75,8 @@ export function registerWorker(program: Command, io: CliIo): void {
     cmd.addHelpText(
         "after",
         `
-The worker takes up to --parallel jobs at a time into one context. A job whose image is missing or changed, does not
+The worker decodes up to --parallel jobs together in one context, and holds as many more whose images it prepares
+ahead (2 × --parallel jobs in flight, as extract does). A job whose image is missing or changed, does not
 decode, or does not fit fails at once with its error code; a crashed engine (--isolation process) or an unreachable
 URL is retried with the job's backoff. A worker that dies (kill -9, out of memory) loses its locks: after
 --lock-duration, another worker's stalled check (every --stalled-interval) puts its jobs back. SIGTERM / Ctrl-C: stop

@@ -1,6 +1,7 @@
 /**
- * A queue worker: loads the model once and takes up to `parallel` jobs at a time into one context, so queue jobs are
- * decoded together like local requests. BullMQ holds a lock on each running job and renews it while the job runs (the
+ * A queue worker: loads the model once and decodes up to `parallel` jobs together in one context, so queue jobs batch
+ * like local requests. Like `extract`, it holds as many more jobs whose images are read, checked, decoded and encoded
+ * ahead of a free sequence (2 × parallel in all): without them the decoder waits for each next image. BullMQ holds a lock on each running job and renews it while the job runs (the
  * encoder and the decoder run on native threads, so the event loop is free to renew); a worker that dies (kill -9, a
  * native abort) stops renewing, and after the stall interval another worker takes its jobs again.
  *
@@ -26,7 +27,7 @@ export interface CreateWorkerOptions extends QueueOptions {
     model: string;
     /** Path of the vision projector GGUF. */
     projector?: string;
-    /** Jobs taken at a time, decoded together in one context. Default 1. */
+    /** Jobs decoded together in one context (as many more are held, their images prepared ahead). Default 1. */
     parallel?: number;
     /** Tokens per sequence. Default 4096. */
     contextSize?: number;
@@ -186,7 +187,8 @@ export async function createWorker(options: CreateWorkerOptions): Promise<QueueW
     const worker = new Worker<JobData, JobResult>(queueName, processJob, {
         connection: redis,
         name,
-        concurrency: parallel,
+        // `parallel` decoding and as many being prepared, as extract does (measured: scripts/bench-queue.mjs).
+        concurrency: parallel * 2,
         lockDuration,
         stalledInterval,
         maxStalledCount,
