@@ -10,6 +10,8 @@ export type LlamaVlmErrorCode =
     | "PROJECTOR_MISMATCH"
     /** An image could not be decoded. */
     | "IMAGE_DECODE_FAILED"
+    /** A queue job's image (a shared path or URL) no longer has the sha256 it was submitted with. */
+    | "IMAGE_CHANGED"
     /** An image exceeds the pixel or token budget and the request asked for an error instead of downscaling. */
     | "OVER_BUDGET"
     /** The prompt (with its images) does not fit the context. */
@@ -57,6 +59,7 @@ export const ERROR_CODES: readonly LlamaVlmErrorCode[] = [
     "INVALID_MODEL",
     "PROJECTOR_MISMATCH",
     "IMAGE_DECODE_FAILED",
+    "IMAGE_CHANGED",
     "OVER_BUDGET",
     "OVER_CONTEXT",
     "INVALID_OPTION",

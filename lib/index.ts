@@ -11,6 +11,7 @@ export {
     type TokenProbability,
 } from "./context.js";
 export { LlamaVlmError, type LlamaVlmErrorCode } from "./errors.js";
+export { type ExtractLine, type ExtractSettings, extractSettings } from "./extraction.js";
 export type { ImageBudget, ImageInput, RawImage } from "./images.js";
 export {
     type LoadModelOptions,
@@ -33,6 +34,25 @@ export {
     resolveModel,
 } from "./models/resolve.js";
 export type { Placement } from "./placement.js";
+export { INLINE_LIMIT, type JobData } from "./queue/jobs.js";
+export {
+    jobResults,
+    type QueueOptions,
+    type QueueStatus,
+    queueStatus,
+    type SubmitImage,
+    type SubmitOptions,
+    type SubmitResult,
+    submitJobs,
+} from "./queue/producer.js";
+export type { RedisRef } from "./queue/redis.js";
+export {
+    type CreateWorkerOptions,
+    createWorker,
+    type QueueWorker,
+    type WorkerEvent,
+    type WorkerStats,
+} from "./queue/worker.js";
 export type { ChatMessage, ContentPart, Role } from "./request/messages.js";
 export { DEFAULT_SAMPLER_ORDER, SAMPLER_NAMES, type SamplerName, type SamplingOptions } from "./sampling.js";
 export { StopMatcher } from "./stop.js";

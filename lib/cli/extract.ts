@@ -8,58 +8,29 @@ import fs from "node:fs";
 import path from "node:path";
 import { type Command, Option } from "commander";
 import { glob } from "tinyglobby";
-import {
-    CLINICAL_PROMPT,
-    CLINICAL_SCHEMA,
-    DEFAULT_EXTRACT_PROMPT,
-    fieldConfidence,
-    validateClinical,
-} from "../clinical.js";
-import type { CompletionRequest, CompletionResult, Context } from "../context.js";
+import type { Context } from "../context.js";
 import { LlamaVlmError } from "../errors.js";
+import { type ExtractLine, type ExtractSettings, extractImage } from "../extraction.js";
 import { loadModel, type Model } from "../model.js";
 import { CONTEXT_OPTIONS } from "../options/context.js";
 import { LOAD_OPTIONS } from "../options/load.js";
-import { SAMPLING_OPTIONS } from "../options/sampling.js";
-import { SAMPLER_NAMES, type SamplingOptions } from "../sampling.js";
 import { setLogger } from "../system.js";
-import { addOptionFlags, int, readOptionFlags } from "./flags.js";
+import { addOptionFlags, readOptionFlags } from "./flags.js";
 import { CliExit, type CliIo, formatCount, ProgressBar } from "./io.js";
 import { resolveForCli } from "./pull.js";
+import { addPromptFlags, addSamplerFlags, readSettingsFlags } from "./settings.js";
+
+export type { ExtractLine };
 
 /** Exit codes of `extract` (also in --help). */
 export const EXIT = { ok: 0, failure: 1, partial: 2, interrupted: 130 } as const;
 
 const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".avif", ".svg"]);
 
-export interface ExtractLine {
-    file: string;
-    sha256: string;
-    text?: string;
-    json?: unknown;
-    confidence?: Record<string, number>;
-    stopReason?: string;
-    timings?: CompletionResult["timings"];
-    error?: { code: string; message: string };
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-    return [...previous, value];
-}
-
 /** The parsed flags: those below, and the option tables' flags (read with readOptionFlags). */
 interface ExtractOptions extends Record<string, unknown> {
-    prompt?: string;
-    preset?: "clinical";
     out?: string;
     format: "jsonl" | "table" | "csv";
-    chatTemplate?: string;
-    nPredict: number;
-    nProbs: number;
-    stop?: string[];
-    samplerOrder?: string;
-    grammarFile?: string;
-    jsonSchemaFile?: string;
     quiet?: boolean;
     json?: boolean;
 }
@@ -72,12 +43,7 @@ export function registerExtract(program: Command, io: CliIo): void {
         .summary("one result per image for files, folders or globs")
         .argument("<inputs...>", "image files, folders (searched recursively) or glob patterns");
     addOptionFlags(cmd, LOAD_OPTIONS, ["model", "projector"]);
-    cmd.option("--prompt <text>", `instruction for every image (default: "${DEFAULT_EXTRACT_PROMPT}")`).addOption(
-        new Option(
-            "--preset <name>",
-            "clinical: JSON of patient, conditions, medications, enforced by grammar",
-        ).choices(["clinical"]),
-    );
+    addPromptFlags(cmd);
     addOptionFlags(cmd, CONTEXT_OPTIONS, ["parallel"]);
     cmd.option("-o, --out <file>", "JSONL results, appended as images finish; a rerun skips what is done").addOption(
         new Option("--format <format>", "what to print on stdout").choices(["jsonl", "table", "csv"]).default("jsonl"),
@@ -85,30 +51,9 @@ export function registerExtract(program: Command, io: CliIo): void {
     addOptionFlags(cmd, CONTEXT_OPTIONS, ["contextSize"]);
     addOptionFlags(cmd, LOAD_OPTIONS, ["gpuLayers"]);
     addOptionFlags(cmd, CONTEXT_OPTIONS, ["threads"]);
-    cmd.option("--chat-template <name>", "the model's own (default), a llama.cpp name such as vicuna, or Jinja source")
-        .option(
-            "-n, --n-predict <n>",
-            "most tokens per image, -1 = until the context is full (alias --max-tokens)",
-            int("--n-predict", -1),
-            -1,
-        )
-        .option(
-            "--n-probs <n>",
-            "top-N probabilities per token; with --preset clinical gives a confidence per field",
-            int("--n-probs", 0),
-            0,
-        )
-        .option("--stop <text>", "stop string, matched exactly (repeatable; alias --stop-strings)", collect);
-    addOptionFlags(cmd, SAMPLING_OPTIONS, ["penalizeNewline"]);
-    cmd.option("--sampler-order <names>", `comma-separated: ${SAMPLER_NAMES.join(",")}`)
-        .option("--grammar-file <file>", "GBNF grammar the output must follow")
-        .option("--json-schema-file <file>", "JSON schema the output must follow")
-        .option("-q, --quiet", "no progress output")
-        .option("--json", "progress as plain lines (no bar)");
-    addOptionFlags(cmd, SAMPLING_OPTIONS);
-    // The reference pipeline's and llama.cpp's names for request options.
-    cmd.addOption(new Option("--max-tokens <n>").argParser(int("--max-tokens", -1)).hideHelp());
-    cmd.addOption(new Option("--stop-strings <text>").argParser(collect).hideHelp());
+    addSamplerFlags(cmd, (c) =>
+        c.option("-q, --quiet", "no progress output").option("--json", "progress as plain lines (no bar)"),
+    );
     cmd.addHelpText(
         "after",
         `
@@ -176,20 +121,7 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     // --model is required, and --parallel, --ctx-size and --gpu-layers have defaults: all four are always given.
     const { model: modelRef, projector: projectorRef, gpuLayers } = readOptionFlags(LOAD_OPTIONS, o);
     const { contextSize, parallel, threads } = readOptionFlags(CONTEXT_OPTIONS, o);
-    const maxTokens = (o.maxTokens as number | undefined) ?? o.nPredict;
-    const stop = [...(o.stop ?? []), ...((o.stopStrings as string[] | undefined) ?? [])];
-    const sampling: SamplingOptions = readOptionFlags(SAMPLING_OPTIONS, o);
-    if (o.samplerOrder)
-        sampling.samplerOrder = o.samplerOrder.split(",").map((s) => s.trim()) as SamplingOptions["samplerOrder"];
-    if (o.grammarFile) sampling.grammar = fs.readFileSync(o.grammarFile, "utf8");
-    if (o.jsonSchemaFile) sampling.jsonSchema = JSON.parse(fs.readFileSync(o.jsonSchemaFile, "utf8")) as object;
-    const clinical = o.preset === "clinical";
-    if (clinical) {
-        if (sampling.grammar || sampling.jsonSchema)
-            throw new LlamaVlmError("INVALID_OPTION", "--preset clinical sets its own JSON schema");
-        sampling.jsonSchema = CLINICAL_SCHEMA;
-    }
-    const prompt = o.prompt ?? (clinical ? CLINICAL_PROMPT : DEFAULT_EXTRACT_PROMPT);
+    const settings: ExtractSettings = readSettingsFlags(o);
 
     const files = await expandInputs(inputs);
     const outFile = o.out ? path.resolve(o.out) : undefined;
@@ -280,48 +212,12 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     };
 
     const runOne = async (item: { file: string; sha256: string }) => {
-        const request: CompletionRequest = {
-            messages: [{ role: "user", content: [{ image: item.file }, prompt] }],
-            ...(o.chatTemplate ? { chatTemplate: o.chatTemplate } : {}),
-            ...sampling,
-            maxTokens,
-            stop,
-            nProbs: o.nProbs,
-            signal: controller.signal,
-        };
         try {
-            const r = await context.complete(request);
-            if (r.stopReason === "abort") return; // cancelled by Ctrl-C: not done, not written
-            tokens += r.tokens.length;
-            const line: ExtractLine = {
-                file: item.file,
-                sha256: item.sha256,
-                text: r.text,
-                stopReason: r.stopReason,
-                timings: r.timings,
-            };
-            if (clinical) {
-                try {
-                    line.json = JSON.parse(r.text);
-                    const problems = validateClinical(line.json);
-                    if (problems.length > 0) line.error = { code: "INVALID_OUTPUT", message: problems.join("; ") };
-                    else if (o.nProbs > 0 && r.probs) {
-                        line.confidence = fieldConfidence(
-                            r.text,
-                            r.tokens.map((t) => model.detokenize([t])),
-                            r.probs,
-                            r.tokens,
-                        );
-                    }
-                } catch (err) {
-                    line.error = {
-                        code: "INVALID_OUTPUT",
-                        message: `the output is not JSON: ${(err as Error).message}`,
-                    };
-                }
-            }
-            if (line.error) failed++;
-            emit(line);
+            const r = await extractImage(context, model, item.file, settings, { signal: controller.signal });
+            if (r === undefined) return; // cancelled by Ctrl-C: not done, not written
+            tokens += r.tokens;
+            if (r.line.error) failed++;
+            emit({ file: item.file, sha256: item.sha256, ...r.line });
         } catch (err) {
             const e = err instanceof LlamaVlmError ? err : new LlamaVlmError("NATIVE_ERROR", String(err));
             if (e.code === "ABORTED" && interrupted) return;

@@ -15,7 +15,9 @@ import { registerInfo } from "./info.js";
 import { CliExit, type CliIo, processIo } from "./io.js";
 import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
+import { registerQueue } from "./queue.js";
 import { registerSynth } from "./synth.js";
+import { registerWorker } from "./worker.js";
 
 const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [
     registerExtract,
@@ -25,6 +27,8 @@ const COMMANDS: readonly ((program: Command, io: CliIo) => void)[] = [
     registerSynth,
     registerPull,
     registerModels,
+    registerQueue,
+    registerWorker,
 ];
 
 /**
