@@ -23,7 +23,15 @@ export type LlamaVlmErrorCode =
     /** The engine process of an isolated model (`isolation: "process"`) died while running the request; it restarts for the next one. */
     | "CRASHED"
     /** llama.cpp reported a failure that fits none of the codes above. */
-    | "NATIVE_ERROR";
+    | "NATIVE_ERROR"
+    /** A PDF is encrypted (needs a password); decrypt it first. */
+    | "DOCUMENT_ENCRYPTED"
+    /** A document (PDF) is truncated or damaged, or its renderer failed or ran past its time limit. */
+    | "DOCUMENT_CORRUPT"
+    /** A document has more pages than are read (10,000). */
+    | "TOO_MANY_PAGES"
+    /** A PDF page is larger than 14,400 points (200 inches) on a side. */
+    | "PAGE_TOO_LARGE";
 
 /** The one error class of llama-vlm. Switch on `code`; `message` is written for a person. */
 export class LlamaVlmError extends Error {
@@ -50,6 +58,10 @@ export const ERROR_CODES: readonly LlamaVlmErrorCode[] = [
     "ABORTED",
     "CRASHED",
     "NATIVE_ERROR",
+    "DOCUMENT_ENCRYPTED",
+    "DOCUMENT_CORRUPT",
+    "TOO_MANY_PAGES",
+    "PAGE_TOO_LARGE",
 ];
 const CODES = new Set<string>(ERROR_CODES);
 

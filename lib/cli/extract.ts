@@ -1,26 +1,32 @@
 /**
- * `llama-vlm extract`: one result per image, for a folder of scanned documents. Results are appended to
- * a JSONL file as each image finishes; a rerun with the same --out skips what is done (by path and
- * content hash). Ctrl-C cancels what is in flight without writing partial lines.
+ * `llama-vlm extract`: one result per image, and per page of a document (PDF, multi-page TIFF/GIF/WebP), for a
+ * folder of scanned documents. Results are appended to a JSONL file as each request finishes; a rerun with the
+ * same --out skips what is done (by path, content hash and page). Ctrl-C cancels what is in flight without
+ * writing partial lines.
  */
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { glob } from "tinyglobby";
 import {
     CLINICAL_PROMPT,
     CLINICAL_SCHEMA,
+    type ClinicalRecord,
     DEFAULT_EXTRACT_PROMPT,
     fieldConfidence,
+    mergeClinical,
     validateClinical,
 } from "../clinical.js";
 import type { CompletionRequest, CompletionResult, Context } from "../context.js";
+import { type DocumentInfo, DPI_RANGE, documentInfo, parsePageRanges, selectPages } from "../documents/pages.js";
+import { isPdf } from "../documents/pdf.js";
 import { LlamaVlmError } from "../errors.js";
 import { loadModel, type Model } from "../model.js";
 import { CONTEXT_OPTIONS } from "../options/context.js";
 import { LOAD_OPTIONS } from "../options/load.js";
 import { SAMPLING_OPTIONS } from "../options/sampling.js";
+import type { ContentPart } from "../request/messages.js";
 import { SAMPLER_NAMES, type SamplingOptions } from "../sampling.js";
 import { setLogger } from "../system.js";
 import { addOptionFlags, int, readOptionFlags } from "./flags.js";
@@ -29,11 +35,25 @@ import { CliExit, type CliIo, formatCount, ProgressBar } from "./io.js";
 /** Exit codes of `extract` (also in --help). */
 export const EXIT = { ok: 0, failure: 1, partial: 2, interrupted: 130 } as const;
 
-const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".avif", ".svg"]);
+const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".avif", ".svg", ".pdf"]);
+/** Image formats that can hold several pages (frames): such a file with more than one is a document. */
+const MULTIPAGE_EXTENSIONS = new Set([".tif", ".tiff", ".gif", ".webp"]);
 
 export interface ExtractLine {
     file: string;
     sha256: string;
+    /** Documents: the page (1-based); with --pages-per-request, the first page of the request. */
+    page?: number;
+    /** Documents: how many pages the document has. */
+    pages?: number;
+    /** With --pages-per-request > 1: every page the request had. */
+    requestPages?: number[];
+    /** A merged per-document record (--merge-pages): the pages whose records it merges. */
+    mergedPages?: number[];
+    /** Pages left out of a merged record because their line is an error. */
+    failedPages?: number[];
+    /** Each image as the encoder got it: a PDF page's rendered size and dpi. */
+    images?: CompletionResult["images"];
     text?: string;
     json?: unknown;
     confidence?: Record<string, number>;
@@ -61,6 +81,11 @@ interface ExtractOptions extends Record<string, unknown> {
     jsonSchemaFile?: string;
     quiet?: boolean;
     json?: boolean;
+    pages?: string;
+    dpi?: number;
+    pagesPerRequest: number;
+    maxPixels?: number;
+    mergePages?: boolean;
 }
 
 export function registerExtract(program: Command, io: CliIo): void {
@@ -81,6 +106,30 @@ export function registerExtract(program: Command, io: CliIo): void {
     cmd.option("-o, --out <file>", "JSONL results, appended as images finish; a rerun skips what is done").addOption(
         new Option("--format <format>", "what to print on stdout").choices(["jsonl", "table", "csv"]).default("jsonl"),
     );
+    cmd.option("--pages <list>", 'pages of each document: "all" (default), "2", "1-3", "1,3-5"')
+        .option(
+            "--pages-per-request <n>",
+            "pages of a document in one request (several images in one prompt), default 1: one line per page",
+            int("--pages-per-request", 1),
+            1,
+        )
+        .option(
+            "--dpi <n>",
+            `render PDF pages at this resolution (${DPI_RANGE.min}..${DPI_RANGE.max}); default: the one that fits --max-pixels`,
+            (v) => {
+                const n = Number(v);
+                if (!Number.isFinite(n) || n < DPI_RANGE.min || n > DPI_RANGE.max) {
+                    throw new InvalidArgumentError(`--dpi must be a number ${DPI_RANGE.min}..${DPI_RANGE.max}`);
+                }
+                return n;
+            },
+        )
+        .option(
+            "--max-pixels <n>",
+            "image budget: largest image given to the encoder, in pixels; PDF pages are rendered to fit it (default 4000000)",
+            int("--max-pixels", 1),
+        )
+        .option("--merge-pages", "with --preset clinical: also one merged record per document (after its pages)");
     addOptionFlags(cmd, CONTEXT_OPTIONS, ["contextSize"]);
     addOptionFlags(cmd, LOAD_OPTIONS, ["gpuLayers"]);
     addOptionFlags(cmd, CONTEXT_OPTIONS, ["threads"]);
@@ -111,6 +160,12 @@ export function registerExtract(program: Command, io: CliIo): void {
     cmd.addHelpText(
         "after",
         `
+Documents: a PDF, or a TIFF/GIF/WebP with several pages, gives one line per page ({file, page, pages, …}; with
+--pages-per-request N, one per N pages). PDF pages are rendered at the resolution that fits --max-pixels
+(dpi = 72 × √(maxPixels / (width × height in points)), reported in each line's "images"), or at --dpi.
+--merge-pages (with --preset clinical) adds one record per document: demographics from the first page that names
+the patient, conditions and medications the union of the pages' (duplicates dropped).
+
 Exit codes: 0 all images done, 1 nothing could run (bad model, bad options), 2 some images failed (see their
 "error" lines), 130 interrupted (Ctrl-C; finished images are kept, a rerun continues).
 
@@ -118,7 +173,10 @@ Examples:
   llama-vlm extract scans/ -m qwen2.5-vl-3b-q4_0.gguf --projector mmproj.gguf --out results.jsonl
   llama-vlm extract 'scans/**/*.png' -m model.gguf --mmproj mmproj.gguf --preset clinical --n-probs 5 --out clinical.jsonl
   llama-vlm extract a.jpg b.jpg -m model.gguf --projector mmproj.gguf --chat-template vicuna --temp 0.05 \\
-      --repeat-penalty 1.18 --repeat-last-n 256 --stop "</s>" --stop "User:" --format table`,
+      --repeat-penalty 1.18 --repeat-last-n 256 --stop "</s>" --stop "User:" --format table
+  llama-vlm extract letters/*.pdf -m model.gguf --projector mmproj.gguf --pages 1-3 --max-pixels 1000000 --out pages.jsonl
+  llama-vlm extract discharge.pdf -m model.gguf --projector mmproj.gguf --preset clinical --merge-pages --out record.jsonl
+  llama-vlm extract fax.tiff -m model.gguf --projector mmproj.gguf --pages-per-request 4 --dpi 150`,
     );
     cmd.action(async (inputs: string[], raw: ExtractOptions) => {
         const code = await extract(inputs, raw, io);
@@ -154,20 +212,82 @@ function sha256(file: string): string {
     return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 }
 
-/** Keys (path + content hash) of the images an earlier run already wrote. Torn last lines are ignored. */
-export function doneKeys(outFile: string): Set<string> {
-    const done = new Set<string>();
-    if (!fs.existsSync(outFile)) return done;
+/** What identifies a line's work: path + content hash, and the request's pages for a document. */
+export function lineKey(row: Pick<ExtractLine, "file" | "sha256" | "page" | "requestPages" | "mergedPages">): string {
+    const base = `${row.file}\n${row.sha256}`;
+    if (row.mergedPages) return `${base}\nmerged`;
+    if (row.page === undefined) return base;
+    return `${base}\n${(row.requestPages ?? [row.page]).join(",")}`;
+}
+
+/** The lines of an earlier run's JSONL file. Torn lines (a crash mid-write) are ignored. */
+function readLines(outFile: string): ExtractLine[] {
+    const rows: ExtractLine[] = [];
+    if (!fs.existsSync(outFile)) return rows;
     for (const line of fs.readFileSync(outFile, "utf8").split("\n")) {
         if (!line.trim()) continue;
         try {
             const row = JSON.parse(line) as ExtractLine;
-            if (row.file && row.sha256) done.add(`${row.file}\n${row.sha256}`);
+            if (row.file && row.sha256) rows.push(row);
         } catch {
             // A line cut by a crash: the image is simply done again.
         }
     }
-    return done;
+    return rows;
+}
+
+/** Keys (lineKey) of the images and pages an earlier run already wrote. */
+export function doneKeys(outFile: string): Set<string> {
+    return new Set(readLines(outFile).map(lineKey));
+}
+
+/** One request: an image, or some pages of a document. */
+interface WorkItem {
+    file: string;
+    sha256: string;
+    /** Documents: the page count and this request's pages. */
+    pages?: number;
+    requestPages?: number[];
+}
+
+/**
+ * A file's requests: one for an image; for a document (a PDF, or an image file with several pages), one per
+ * `perRequest` selected pages. Throws a coded error for a document that cannot be read (encrypted, corrupt, …).
+ */
+async function planFile(file: string, hash: string, pages: string, perRequest: number): Promise<WorkItem[]> {
+    const single = [{ file, sha256: hash }];
+    let info: DocumentInfo;
+    let bytes: Buffer;
+    try {
+        bytes = fs.readFileSync(file);
+    } catch {
+        return single; // the request reports it
+    }
+    if (isPdf(bytes)) info = await documentInfo(file);
+    else if (MULTIPAGE_EXTENSIONS.has(path.extname(file).toLowerCase())) {
+        try {
+            info = await documentInfo(file);
+        } catch {
+            return single; // not decodable: the request reports it as for any image
+        }
+        if (info.pageCount <= 1) return single;
+    } else return single;
+    const selected = selectPages(pages, info.pageCount, "--pages");
+    const items: WorkItem[] = [];
+    for (let i = 0; i < selected.length; i += perRequest) {
+        items.push({ file, sha256: hash, pages: info.pageCount, requestPages: selected.slice(i, i + perRequest) });
+    }
+    return items;
+}
+
+/** The line fields that say which pages a line is about. */
+function pageFields(item: WorkItem): Pick<ExtractLine, "page" | "pages" | "requestPages"> {
+    if (!item.requestPages) return {};
+    return {
+        page: item.requestPages[0]!,
+        pages: item.pages!,
+        ...(item.requestPages.length > 1 ? { requestPages: item.requestPages } : {}),
+    };
 }
 
 async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<number> {
@@ -189,12 +309,18 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     }
     const prompt = o.prompt ?? (clinical ? CLINICAL_PROMPT : DEFAULT_EXTRACT_PROMPT);
 
+    const pageSpec = o.pages ?? "all";
+    if (pageSpec !== "all") parsePageRanges(pageSpec, "--pages"); // the syntax, before any work
+    if (o.mergePages && !clinical) throw new LlamaVlmError("INVALID_OPTION", "--merge-pages needs --preset clinical");
+    const imageBudget = o.maxPixels !== undefined ? { maxPixels: o.maxPixels } : undefined;
+
     const files = await expandInputs(inputs);
     const outFile = o.out ? path.resolve(o.out) : undefined;
     const done = outFile ? doneKeys(outFile) : new Set<string>();
-    const work: Array<{ file: string; sha256: string }> = [];
+    const work: WorkItem[] = [];
+    const documents: WorkItem[][] = [];
+    const unreadable: ExtractLine[] = [];
     let skipped = 0;
-    const hashes = new Map<string, string>();
     for (const file of files) {
         let hash: string;
         try {
@@ -202,9 +328,20 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
         } catch {
             hash = "unreadable";
         }
-        hashes.set(file, hash);
-        if (done.has(`${file}\n${hash}`)) skipped++;
-        else work.push({ file, sha256: hash });
+        let items: WorkItem[];
+        try {
+            items = await planFile(file, hash, pageSpec, o.pagesPerRequest);
+        } catch (err) {
+            const e = err instanceof LlamaVlmError ? err : new LlamaVlmError("DOCUMENT_CORRUPT", String(err));
+            if (done.has(`${file}\n${hash}`)) skipped++;
+            else unreadable.push({ file, sha256: hash, error: { code: e.code, message: e.message } });
+            continue;
+        }
+        if (items[0]?.requestPages) documents.push(items);
+        for (const item of items) {
+            if (done.has(lineKey({ ...item, ...pageFields(item) }))) skipped++;
+            else work.push(item);
+        }
     }
 
     const progressLines = !o.quiet;
@@ -215,9 +352,16 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     const say = (line: string) => {
         if (progressLines) io.stderr.write(`${line}\n`);
     };
-    say(`extract: ${files.length} image(s), ${skipped} already in ${outFile ?? "the output"}, ${work.length} to do`);
-    if (work.length === 0) {
-        printSummary(io, o.format, outFile, []);
+    const requests = work.length + unreadable.length + skipped;
+    say(
+        `extract: ${files.length} file(s) (${documents.length} document(s)), ${requests} request(s): ` +
+            `${skipped} already in ${outFile ?? "the output"}, ${work.length + unreadable.length} to do`,
+    );
+    if (work.length === 0 && unreadable.length === 0) {
+        // Nothing to run: only documents whose pages an earlier run finished may still want their merged record.
+        const merged = o.mergePages && outFile ? mergeDocuments(documents, readLines(outFile)) : [];
+        if (outFile) for (const line of merged) fs.appendFileSync(outFile, `${JSON.stringify(line)}\n`);
+        printSummary(io, o.format, outFile, merged);
         return EXIT.ok;
     }
 
@@ -263,6 +407,10 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
         if (fd !== undefined) fs.writeSync(fd, text);
         else if (o.format === "jsonl") io.stdout.write(text);
     };
+    for (const line of unreadable) {
+        failed++;
+        emit(line);
+    }
     const progress = () => {
         finished++;
         const elapsed = (Date.now() - started) / 1000;
@@ -272,9 +420,15 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
         else say(`extract: ${finished}/${work.length} images, ${tps.toFixed(1)} tokens/s, ETA ${eta.toFixed(0)} s`);
     };
 
-    const runOne = async (item: { file: string; sha256: string }) => {
+    const runOne = async (item: WorkItem) => {
+        const images: ContentPart[] = item.requestPages
+            ? item.requestPages.map((page) => ({
+                  image: { document: item.file, page, ...(o.dpi !== undefined ? { dpi: o.dpi } : {}) },
+              }))
+            : [{ image: item.file }];
         const request: CompletionRequest = {
-            messages: [{ role: "user", content: [{ image: item.file }, prompt] }],
+            messages: [{ role: "user", content: [...images, prompt] }],
+            ...(imageBudget ? { imageBudget } : {}),
             ...(o.chatTemplate ? { chatTemplate: o.chatTemplate } : {}),
             ...sampling,
             maxTokens,
@@ -289,6 +443,8 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
             const line: ExtractLine = {
                 file: item.file,
                 sha256: item.sha256,
+                ...pageFields(item),
+                ...(item.requestPages && r.images ? { images: r.images } : {}),
                 text: r.text,
                 stopReason: r.stopReason,
                 timings: r.timings,
@@ -319,7 +475,12 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
             const e = err instanceof LlamaVlmError ? err : new LlamaVlmError("NATIVE_ERROR", String(err));
             if (e.code === "ABORTED" && interrupted) return;
             failed++;
-            emit({ file: item.file, sha256: item.sha256, error: { code: e.code, message: e.message } });
+            emit({
+                file: item.file,
+                sha256: item.sha256,
+                ...pageFields(item),
+                error: { code: e.code, message: e.message },
+            });
         } finally {
             if (!interrupted) progress();
         }
@@ -331,6 +492,9 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
         while (!interrupted && next < work.length) await runOne(work[next++]!);
     };
     await Promise.all(Array.from({ length: Math.min(work.length, parallel! * 2) }, worker));
+    if (o.mergePages && !interrupted) {
+        for (const line of mergeDocuments(documents, outFile ? readLines(outFile) : lines)) emit(line);
+    }
 
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -347,15 +511,48 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     return failed > 0 ? EXIT.partial : EXIT.ok;
 }
 
+/**
+ * The merged record of each document whose requests all have a line (this run's or an earlier one's) and that has
+ * no merged line yet (mergeClinical, lib/clinical.ts, says how records merge).
+ */
+function mergeDocuments(documents: readonly WorkItem[][], rows: readonly ExtractLine[]): ExtractLine[] {
+    const byKey = new Map(rows.map((r) => [lineKey(r), r]));
+    const merged: ExtractLine[] = [];
+    for (const items of documents) {
+        const first = items[0]!;
+        if (byKey.has(lineKey({ file: first.file, sha256: first.sha256, mergedPages: [] }))) continue;
+        const pageRows = items.map((item) => byKey.get(lineKey({ ...item, ...pageFields(item) })));
+        if (pageRows.some((r) => r === undefined)) continue; // not finished: a later run merges it
+        const good = pageRows.filter((r) => r!.json !== undefined && !r!.error) as ExtractLine[];
+        const pagesOf = (r: ExtractLine) => r.requestPages ?? [r.page!];
+        const failedPages = pageRows.filter((r) => !good.includes(r!)).flatMap((r) => pagesOf(r!));
+        merged.push({
+            file: first.file,
+            sha256: first.sha256,
+            pages: first.pages!,
+            mergedPages: good.flatMap(pagesOf),
+            ...(failedPages.length > 0 ? { failedPages } : {}),
+            json: mergeClinical(good.map((r) => r.json as ClinicalRecord)),
+        });
+    }
+    return merged;
+}
+
 function printSummary(io: CliIo, format: string, outFile: string | undefined, lines: ExtractLine[]): void {
     if (format === "jsonl") return; // already streamed (or in --out)
     const rows = [...lines]
         .sort((a, b) => a.file.localeCompare(b.file))
         .map((l) => ({
-            file: path.basename(l.file),
+            file:
+                path.basename(l.file) +
+                (l.mergedPages
+                    ? " (merged)"
+                    : l.page !== undefined
+                      ? ` p${(l.requestPages ?? [l.page]).join(",")}`
+                      : ""),
             result: l.error
                 ? `ERROR ${l.error.code}: ${l.error.message}`
-                : (l.text ?? "").replace(/\s+/g, " ").slice(0, 80),
+                : (l.text ?? JSON.stringify(l.json ?? "")).replace(/\s+/g, " ").slice(0, 80),
             stop: l.stopReason ?? "",
             tokens: String(l.timings?.generatedTokens ?? ""),
         }));
