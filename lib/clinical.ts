@@ -194,7 +194,7 @@ function sameKey(s: string): string {
 /**
  * One record for a document from its pages' records, in page order. The rule: demographics are the first page's
  * whose patient name is not empty (the first page's when none has a name); conditions are the union,
- * deduplicated ignoring case and white space, first spelling kept; medications are the union, a medication being
+ * deduplicated ignoring case and white space, first spelling kept, empty ones dropped; medications are the union, a medication being
  * a duplicate when all five fields match ignoring case and white space. The merged lists may be longer than one
  * page's schema allows (6).
  */

@@ -23,6 +23,7 @@ import { type DocumentInfo, DPI_RANGE, documentInfo, parsePageRanges, selectPage
 import { isPdf } from "../documents/pdf.js";
 import { LlamaVlmError } from "../errors.js";
 import { loadModel, type Model } from "../model.js";
+import { BUDGET_OPTIONS } from "../options/budget.js";
 import { CONTEXT_OPTIONS } from "../options/context.js";
 import { LOAD_OPTIONS } from "../options/load.js";
 import { SAMPLING_OPTIONS } from "../options/sampling.js";
@@ -36,6 +37,13 @@ import { CliExit, type CliIo, formatCount, ProgressBar } from "./io.js";
 export const EXIT = { ok: 0, failure: 1, partial: 2, interrupted: 130 } as const;
 
 const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".avif", ".svg", ".pdf"]);
+/** The image budget's default (lib/options/budget.ts), for --help. */
+const DEFAULT_MAX_PIXELS = BUDGET_OPTIONS.maxPixels.default;
+/**
+ * Document pages' default budget: a Letter page at 1 MP is 879 × 1137 (≈ 1,300 Qwen2.5-VL image tokens, 103 dpi),
+ * which fits the default 4096-token context with room for the answer; the images' 4 MP would not.
+ */
+export const DEFAULT_PAGE_PIXELS = 1_000_000;
 /** Image formats that can hold several pages (frames): such a file with more than one is a document. */
 const MULTIPAGE_EXTENSIONS = new Set([".tif", ".tiff", ".gif", ".webp"]);
 
@@ -126,7 +134,7 @@ export function registerExtract(program: Command, io: CliIo): void {
         )
         .option(
             "--max-pixels <n>",
-            "image budget: largest image given to the encoder, in pixels; PDF pages are rendered to fit it (default 4000000)",
+            `image budget: largest image given to the encoder, in pixels; PDF pages are rendered to fit it (default ${DEFAULT_MAX_PIXELS} for images, ${DEFAULT_PAGE_PIXELS} for document pages)`,
             int("--max-pixels", 1),
         )
         .option("--merge-pages", "with --preset clinical: also one merged record per document (after its pages)");
@@ -162,7 +170,8 @@ export function registerExtract(program: Command, io: CliIo): void {
         `
 Documents: a PDF, or a TIFF/GIF/WebP with several pages, gives one line per page ({file, page, pages, …}; with
 --pages-per-request N, one per N pages). PDF pages are rendered at the resolution that fits --max-pixels
-(dpi = 72 × √(maxPixels / (width × height in points)), reported in each line's "images"), or at --dpi.
+(default 1000000 for pages: dpi = 72 × √(maxPixels / (width × height in points)), reported in each line's
+"images"), or at --dpi.
 --merge-pages (with --preset clinical) adds one record per document: demographics from the first page that names
 the patient, conditions and medications the union of the pages' (duplicates dropped).
 
@@ -313,6 +322,7 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
     if (pageSpec !== "all") parsePageRanges(pageSpec, "--pages"); // the syntax, before any work
     if (o.mergePages && !clinical) throw new LlamaVlmError("INVALID_OPTION", "--merge-pages needs --preset clinical");
     const imageBudget = o.maxPixels !== undefined ? { maxPixels: o.maxPixels } : undefined;
+    const pageBudget = { maxPixels: o.maxPixels ?? DEFAULT_PAGE_PIXELS };
 
     const files = await expandInputs(inputs);
     const outFile = o.out ? path.resolve(o.out) : undefined;
@@ -428,7 +438,7 @@ async function extract(inputs: string[], o: ExtractOptions, io: CliIo): Promise<
             : [{ image: item.file }];
         const request: CompletionRequest = {
             messages: [{ role: "user", content: [...images, prompt] }],
-            ...(imageBudget ? { imageBudget } : {}),
+            ...(item.requestPages ? { imageBudget: pageBudget } : imageBudget ? { imageBudget } : {}),
             ...(o.chatTemplate ? { chatTemplate: o.chatTemplate } : {}),
             ...sampling,
             maxTokens,

@@ -65,8 +65,6 @@ class RenderWorker {
         const worker = new Worker(RENDER_WORKER_SOURCE, {
             eval: true,
             workerData: { pdfium, testFaults: process.env.LLAMA_VLM_TEST_FAULTS === "1" },
-            stdout: true,
-            stderr: true,
         });
         worker.on("message", (reply: Reply) => {
             const running = this.running;
@@ -97,9 +95,6 @@ class RenderWorker {
             }
             this.pump();
         };
-        // PDFium's own messages are not the process's to print.
-        worker.stdout.resume();
-        worker.stderr.resume();
         worker.on("error", (err) => died(`the PDF renderer failed: ${err.message}`));
         worker.on("exit", (code) => died(`the PDF renderer exited (code ${code})`));
         return worker;

@@ -14,6 +14,8 @@
 export const RENDER_WORKER_SOURCE = `
 "use strict";
 const { parentPort, workerData } = require("node:worker_threads");
+// PDFium's (Emscripten's) messages are not the process's to print: stdout may be the caller's JSONL.
+for (const k of ["log", "info", "warn", "error", "debug"]) console[k] = () => {};
 let library;
 const documents = new Map();
 let nextHandle = 1;
