@@ -9,6 +9,8 @@
  * `{ width, height }` in points; `{ id, op: "render", handle, index, width, height }` → `{ data }` (RGBA, the page
  * on white, exactly width × height pixels); `{ id, op: "close", handle }`. Out: `{ id, ok: true, value }` or
  * `{ id, ok: false, kind, message }`, kind being "password", "format" or "other".
+ * `page.module` and `page.pageIdx` are @hyzyla/pdfium's internals (no public call closes a page that was not
+ * rendered): package.json pins its exact version for that reason.
  * @internal
  */
 export const RENDER_WORKER_SOURCE = `

@@ -124,6 +124,12 @@ describe("PDF pages", () => {
         expect(MAX_DOCUMENT_PAGES).toBeLessThan(100_000);
         expect(await codeOf(render(hugePagePdf()))).toBe("PAGE_TOO_LARGE");
         expect(await codeOf(render(threePagePdf(), 4))).toBe("INVALID_OPTION");
+        const forced = prepareImage(
+            { document: threePagePdf(), page: 1, dpi: 2400 },
+            0,
+            resolveBudget({ maxInputPixels: 10_000_000 }),
+        );
+        expect(await codeOf(forced)).toBe("OVER_BUDGET");
         expect(await codeOf(prepareImage({ document: "/nonexistent.pdf", page: 1 }, 0, budget))).toBe("FILE_NOT_FOUND");
         expect(await codeOf(render(threePagePdf(), 2))).toBe("completed");
         for (const code of ["DOCUMENT_ENCRYPTED", "DOCUMENT_CORRUPT", "TOO_MANY_PAGES", "PAGE_TOO_LARGE"]) {
