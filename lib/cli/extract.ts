@@ -117,7 +117,7 @@ export function registerExtract(program: Command, io: CliIo): void {
     cmd.option("--pages <list>", 'pages of each document: "all" (default), "2", "1-3", "1,3-5"')
         .option(
             "--pages-per-request <n>",
-            "pages of a document in one request (several images in one prompt), default 1: one line per page",
+            "pages of a document in one request (several images in one prompt); 1 gives one line per page",
             int("--pages-per-request", 1),
             1,
         )
