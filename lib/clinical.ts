@@ -185,3 +185,39 @@ export function leafSpans(text: string): Array<[string, number, number]> {
     value("");
     return spans;
 }
+
+/** Lower case, white space collapsed: how merged entries are compared. */
+function sameKey(s: string): string {
+    return s.trim().replace(/\s+/g, " ").toLowerCase();
+}
+
+/**
+ * One record for a document from its pages' records, in page order. The rule: demographics are the first page's
+ * whose patient name is not empty (the first page's when none has a name); conditions are the union,
+ * deduplicated ignoring case and white space, first spelling kept, empty ones dropped; medications are the union, a medication being
+ * a duplicate when all five fields match ignoring case and white space. The merged lists may be longer than one
+ * page's schema allows (6).
+ */
+export function mergeClinical(records: readonly ClinicalRecord[]): ClinicalRecord {
+    const patient = records.find((r) => r.patient.name.trim() !== "")?.patient ??
+        records[0]?.patient ?? { name: "", age: 0, sex: "unknown" as const };
+    const conditions: string[] = [];
+    const seenConditions = new Set<string>();
+    const medications: ClinicalRecord["medications"] = [];
+    const seenMedications = new Set<string>();
+    for (const r of records) {
+        for (const c of r.conditions) {
+            const key = sameKey(c);
+            if (key === "" || seenConditions.has(key)) continue;
+            seenConditions.add(key);
+            conditions.push(c);
+        }
+        for (const m of r.medications) {
+            const key = [m.name, m.dose, m.route, m.frequency, m.duration].map(sameKey).join("\n");
+            if (seenMedications.has(key)) continue;
+            seenMedications.add(key);
+            medications.push(m);
+        }
+    }
+    return { patient: { ...patient }, conditions, medications };
+}

@@ -266,10 +266,20 @@ export class Context {
             submitted = done;
         });
         try {
+            // One image ahead: the next image (a PDF page renders in its own thread) is prepared while sharp
+            // processes the current one.
             const prepared: PreparedImage[] = [];
-            for (const [i, image] of images.entries()) {
+            const start = (i: number) => {
+                const p = prepareImage(images[i]!, i, budget);
+                p.catch(() => undefined); // observed below, or dropped with the request when an earlier one fails
+                return p;
+            };
+            let ahead = images.length > 0 ? start(0) : undefined;
+            for (let i = 0; i < images.length; i++) {
                 if (signal?.aborted) throw new LlamaVlmError("ABORTED", "The request was aborted before it started");
-                prepared.push(await prepareImage(image, i, budget));
+                const current = ahead!;
+                ahead = i + 1 < images.length ? start(i + 1) : undefined;
+                prepared.push(await current);
             }
             await previous;
             if (signal?.aborted) throw new LlamaVlmError("ABORTED", "The request was aborted before it started");
@@ -277,7 +287,14 @@ export class Context {
             if (control?.closed) throw new LlamaVlmError("ABORTED", "The stream was closed before the request started");
             // The request is submitted synchronously, in the promise executor, before the finally below lets
             // the next one go.
+            const sizes = prepared.map((p) => ({
+                width: p.width,
+                height: p.height,
+                ...(p.dpi !== undefined ? { dpi: p.dpi } : {}),
+            }));
             return new Promise<CompletionResult>((resolve, reject) => {
+                const settleWithSizes = (result: CompletionResult) =>
+                    resolve(sizes.length > 0 ? { ...result, images: sizes } : result);
                 let id: number;
                 try {
                     id = this.native.submit({
@@ -299,7 +316,7 @@ export class Context {
                 if (this.pending.size === 0) this.native.ref();
                 this.pending.set(
                     id,
-                    new PendingRequest(nProbs > 0, onChunk, resolve, reject, () =>
+                    new PendingRequest(nProbs > 0, onChunk, settleWithSizes, reject, () =>
                         signal?.removeEventListener("abort", onAbort),
                     ),
                 );

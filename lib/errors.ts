@@ -39,7 +39,15 @@ export type LlamaVlmErrorCode =
     /** The model cache's disk has too little free space for a download. */
     | "NO_SPACE"
     /** Offline (HF_HUB_OFFLINE=1 or `offline: true`) and the reference is not in the model cache. */
-    | "NOT_CACHED";
+    | "NOT_CACHED"
+    /** A PDF is encrypted (needs a password); decrypt it first. */
+    | "DOCUMENT_ENCRYPTED"
+    /** A document (PDF) is truncated or damaged, or its renderer failed or ran past its time limit. */
+    | "DOCUMENT_CORRUPT"
+    /** A document has more pages than are read (10,000). */
+    | "TOO_MANY_PAGES"
+    /** A PDF page is larger than 14,400 points (200 inches) on a side. */
+    | "PAGE_TOO_LARGE";
 
 /** The one error class of llama-vlm. Switch on `code`; `message` is written for a person. */
 export class LlamaVlmError extends Error {
@@ -74,6 +82,10 @@ export const ERROR_CODES: readonly LlamaVlmErrorCode[] = [
     "NETWORK_ERROR",
     "NO_SPACE",
     "NOT_CACHED",
+    "DOCUMENT_ENCRYPTED",
+    "DOCUMENT_CORRUPT",
+    "TOO_MANY_PAGES",
+    "PAGE_TOO_LARGE",
 ];
 const CODES = new Set<string>(ERROR_CODES);
 

@@ -12,7 +12,7 @@ import {
 } from "./clinical.js";
 import type { CompletionRequest, CompletionResult, Context } from "./context.js";
 import { LlamaVlmError } from "./errors.js";
-import type { ImageInput } from "./images.js";
+import type { ImageBudget, ImageInput } from "./images.js";
 import type { Model } from "./model.js";
 import { loadNative } from "./native.js";
 import { resolveSampling, type SamplingOptions } from "./sampling.js";
@@ -23,6 +23,18 @@ export interface ExtractLine {
     /** The image: its absolute path (or, for queue jobs, the URL or name it was submitted under). */
     file: string;
     sha256: string;
+    /** Documents: the page (1-based); with --pages-per-request, the first page of the request. */
+    page?: number;
+    /** Documents: how many pages the document has. */
+    pages?: number;
+    /** With --pages-per-request > 1: every page the request had. */
+    requestPages?: number[];
+    /** A merged per-document record (--merge-pages): the pages whose records it merges. */
+    mergedPages?: number[];
+    /** Pages left out of a merged record because their line is an error. */
+    failedPages?: number[];
+    /** Each image as the encoder got it: a PDF page's rendered size and dpi. */
+    images?: CompletionResult["images"];
     text?: string;
     /** With the clinical preset: the output parsed. */
     json?: unknown;
@@ -89,14 +101,17 @@ export function checkExtractSettings(settings: ExtractSettings): void {
     });
 }
 
-/** The completion request for one image. */
+/** The completion request for one image (or several: a document's pages in one prompt), then the prompt. */
 export function extractionRequest(
     settings: ExtractSettings,
-    image: ImageInput,
+    image: ImageInput | readonly ImageInput[],
     signal?: AbortSignal,
+    imageBudget?: ImageBudget,
 ): CompletionRequest {
+    const images = Array.isArray(image) ? (image as readonly ImageInput[]) : [image as ImageInput];
     return {
-        messages: [{ role: "user", content: [{ image }, settings.prompt] }],
+        messages: [{ role: "user", content: [...images.map((i) => ({ image: i })), settings.prompt] }],
+        ...(imageBudget ? { imageBudget } : {}),
         ...(settings.chatTemplate ? { chatTemplate: settings.chatTemplate } : {}),
         ...settings.sampling,
         maxTokens: settings.maxTokens,
@@ -120,11 +135,11 @@ export interface Extracted {
 export async function extractImage(
     context: Context,
     model: Pick<Model, "detokenize">,
-    image: ImageInput,
+    image: ImageInput | readonly ImageInput[],
     settings: ExtractSettings,
-    options: { signal?: AbortSignal; onToken?: (tokens: number) => void } = {},
+    options: { signal?: AbortSignal; onToken?: (tokens: number) => void; imageBudget?: ImageBudget } = {},
 ): Promise<Extracted | undefined> {
-    const request = extractionRequest(settings, image, options.signal);
+    const request = extractionRequest(settings, image, options.signal, options.imageBudget);
     let r: CompletionResult;
     if (options.onToken) {
         const stream = context.stream(request);
@@ -135,7 +150,14 @@ export async function extractImage(
         r = await context.complete(request);
     }
     if (r.stopReason === "abort") return undefined;
-    const line: Extracted["line"] = { text: r.text, stopReason: r.stopReason, timings: r.timings };
+    // A document page's rendered size goes in the line (an image file's size is the file's own).
+    const pages = (Array.isArray(image) ? image : [image]).some((i) => typeof i === "object" && "document" in i);
+    const line: Extracted["line"] = {
+        ...(pages && r.images ? { images: r.images } : {}),
+        text: r.text,
+        stopReason: r.stopReason,
+        timings: r.timings,
+    };
     if (settings.preset === "clinical") {
         try {
             line.json = JSON.parse(r.text);

@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { gunzipSync } from "node:zlib";
 import sharp from "sharp";
+import { type DocumentPage, loadPage } from "./documents/pages.js";
+import { isPdf } from "./documents/pdf.js";
 import { LlamaVlmError } from "./errors.js";
 import { BUDGET_KEYS, BUDGET_OPTIONS, type ImageBudget } from "./options/budget.js";
 import { resolveOptions } from "./options/table.js";
@@ -15,8 +17,11 @@ export interface RawImage {
     channels?: 3 | 4;
 }
 
-/** An image: a file path, encoded bytes (PNG, JPEG, WebP, TIFF, GIF, AVIF, SVG), or raw pixels. */
-export type ImageInput = string | Uint8Array | RawImage;
+/**
+ * An image: a file path, encoded bytes (PNG, JPEG, WebP, TIFF, GIF, AVIF, SVG, or a PDF: its first page), raw
+ * pixels, or one page of a document (PDF, multi-page TIFF/GIF/WebP).
+ */
+export type ImageInput = string | Uint8Array | RawImage | DocumentPage;
 
 export type { ImageBudget };
 
@@ -27,6 +32,8 @@ export interface PreparedImage {
     height: number;
     /** sha256 of the pixels: the encoder cache key. */
     id: string;
+    /** The resolution a PDF page was rendered at. */
+    dpi?: number;
 }
 
 // libvips' operation cache keeps decoded pixels for reuse; llama-vlm decodes each image once per request and
@@ -101,7 +108,19 @@ function checkSvgReferences(bytes: Uint8Array, name: string): void {
 }
 
 function describe(input: ImageInput, index: number): string {
-    return typeof input === "string" ? input : `images[${index}]`;
+    if (typeof input === "string") return input;
+    if (isDocumentPage(input)) {
+        return `${typeof input.document === "string" ? input.document : `images[${index}]`} page ${input.page}`;
+    }
+    return `images[${index}]`;
+}
+
+function isDocumentPage(input: unknown): input is DocumentPage {
+    return typeof input === "object" && input !== null && !(input instanceof Uint8Array) && "document" in input;
+}
+
+function encodedSource(bytes: Uint8Array, budget: Required<ImageBudget>, page = 0): ReturnType<typeof sharp> {
+    return sharp(bytes, { limitInputPixels: budget.maxInputPixels, failOn: "error", animated: false, page });
 }
 
 /** Decodes, orients (EXIF), flattens alpha on white, converts to sRGB 8-bit RGB and applies the budget. @internal */
@@ -112,6 +131,8 @@ export async function prepareImage(
 ): Promise<PreparedImage> {
     const name = describe(input, index);
     let source: ReturnType<typeof sharp>;
+    let dpi: number | undefined;
+    let page: DocumentPage | undefined;
     if (typeof input === "string") {
         let stat: fs.Stats;
         try {
@@ -124,12 +145,20 @@ export async function prepareImage(
         // decoded from memory has no base directory to resolve relative file references against.
         const bytes = await fs.promises.readFile(input);
         if (bytes.byteLength === 0) throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} is empty`);
-        checkSvgReferences(bytes, name);
-        source = sharp(bytes, { limitInputPixels: budget.maxInputPixels, failOn: "error", animated: false });
+        if (isPdf(bytes)) page = { document: bytes, page: 1 };
+        else {
+            checkSvgReferences(bytes, name);
+            source = encodedSource(bytes, budget);
+        }
     } else if (input instanceof Uint8Array) {
         if (input.byteLength === 0) throw new LlamaVlmError("IMAGE_DECODE_FAILED", `${name} is empty`);
-        checkSvgReferences(input, name);
-        source = sharp(input, { limitInputPixels: budget.maxInputPixels, failOn: "error", animated: false });
+        if (isPdf(input)) page = { document: input, page: 1 };
+        else {
+            checkSvgReferences(input, name);
+            source = encodedSource(input, budget);
+        }
+    } else if (isDocumentPage(input)) {
+        page = input;
     } else if (typeof input === "object" && input !== null && input.data instanceof Uint8Array) {
         const width = checkNumber(`${name}.width`, input.width, { integer: true, min: 1 });
         const height = checkNumber(`${name}.height`, input.height, { integer: true, min: 1 });
@@ -151,13 +180,23 @@ export async function prepareImage(
     } else {
         throw invalid(
             name,
-            "a file path, a Buffer/Uint8Array of encoded image bytes, or { data, width, height }",
+            "a file path, a Buffer/Uint8Array of encoded image bytes, { data, width, height } or { document, page }",
             input,
         );
     }
+    if (page !== undefined) {
+        const loaded = await loadPage(page, name, budget);
+        if (loaded.kind === "pixels") {
+            dpi = loaded.dpi;
+            source = sharp(loaded.data, { raw: { width: loaded.width, height: loaded.height, channels: 4 } });
+        } else {
+            checkSvgReferences(loaded.bytes, name);
+            source = encodedSource(loaded.bytes, budget, loaded.index);
+        }
+    }
 
     try {
-        const meta = await source.metadata();
+        const meta = await source!.metadata();
         const width = meta.autoOrient?.width ?? meta.width ?? 0;
         const height = meta.autoOrient?.height ?? meta.height ?? 0;
         if (width < 1 || height < 1)
@@ -168,7 +207,7 @@ export async function prepareImage(
                 `${name} is ${width}×${height}, more elongated than the ${MAX_ASPECT_RATIO}:1 the vision encoders take (crop or pad it)`,
             );
         }
-        let pipeline = source.rotate().flatten({ background: "#ffffff" }).toColourspace("srgb");
+        let pipeline = source!.rotate().flatten({ background: "#ffffff" }).toColourspace("srgb");
         if (width * height > budget.maxPixels) {
             if (budget.overBudget === "error") {
                 throw new LlamaVlmError(
@@ -195,6 +234,7 @@ export async function prepareImage(
             width: info.width,
             height: info.height,
             id: createHash("sha256").update(pixels).update(`${info.width}x${info.height}`).digest("hex"),
+            ...(dpi !== undefined ? { dpi } : {}),
         };
     } catch (err) {
         if (err instanceof LlamaVlmError) throw err;

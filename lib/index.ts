@@ -10,6 +10,17 @@ export {
     type Timings,
     type TokenProbability,
 } from "./context.js";
+export {
+    type DocumentInfo,
+    type DocumentPage,
+    documentInfo,
+    documentPages,
+    type PageSelection,
+    type PageSize,
+    pageRenderSize,
+    selectPages,
+} from "./documents/pages.js";
+export { MAX_DOCUMENT_PAGES, MAX_PAGE_POINTS } from "./documents/pdf.js";
 export { LlamaVlmError, type LlamaVlmErrorCode } from "./errors.js";
 export { type ExtractLine, type ExtractSettings, extractSettings } from "./extraction.js";
 export type { ImageBudget, ImageInput, RawImage } from "./images.js";

@@ -1,12 +1,14 @@
 /**
- * `llama-vlm demo`: the whole pipeline with nothing downloaded. Writes the tiny synthetic Qwen2.5-VL pair
- * and a few rendered prescriptions, then runs `extract` on them with the reference pipeline's settings.
+ * `llama-vlm demo`: the whole pipeline with nothing downloaded. Writes the tiny synthetic Qwen2.5-VL pair,
+ * a few rendered prescriptions and a two-page PDF discharge letter, then runs `extract` on them with the
+ * reference pipeline's settings (the PDF's pages rendered, one line each).
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import sharp from "sharp";
+import { type PdfPage, writePdf } from "../documents/pdf-writer.js";
 import { Xoshiro128 } from "../gguf/index.js";
 import { writeModelPair } from "../synth/index.js";
 import { CliExit, type CliIo } from "./io.js";
@@ -83,6 +85,63 @@ export async function renderPrescription(seed: number): Promise<{ png: Buffer; f
     return { png, facts: { name, age, sex, diagnosis, medications: meds.map((m) => `${m[0]} ${m[1]}`) } };
 }
 
+/**
+ * A two-page discharge letter as PDF: page 1 the patient and diagnoses, page 2 a ruled table of medications.
+ * Text drawn in Helvetica, so the PDF renderer draws real glyphs.
+ */
+export function dischargeLetterPdf(seed: number): Buffer {
+    const rng = new Xoshiro128(seed + 101);
+    const pick = <T>(list: readonly T[]) => list[rng.nextU32() % list.length]!;
+    const name = `${pick(FIRST)} ${pick(LAST)}`;
+    const header = (n: number) => [
+        { x: 50, y: 740, size: 16, text: "CITY GENERAL HOSPITAL - DISCHARGE LETTER", bold: true },
+        { x: 50, y: 60, size: 9, text: `Page ${n} of 2` },
+    ];
+    const first: PdfPage = {
+        width: 612,
+        height: 792,
+        texts: [
+            ...header(1),
+            { x: 50, y: 700, size: 12, text: `Patient: ${name}` },
+            {
+                x: 50,
+                y: 682,
+                size: 12,
+                text: `Age: ${30 + (rng.nextU32() % 60)}    Sex: ${rng.nextU32() % 2 ? "Female" : "Male"}`,
+            },
+            { x: 50, y: 650, size: 12, text: `Diagnoses: ${pick(DIAGNOSES)}; ${pick(DIAGNOSES)}.`, bold: true },
+            {
+                x: 50,
+                y: 620,
+                size: 11,
+                text: "The patient was admitted, treated and discharged home in a stable condition.",
+            },
+            { x: 50, y: 604, size: 11, text: "Medications to continue are listed on page 2." },
+        ],
+        lines: [{ x1: 50, y1: 730, x2: 562, y2: 730 }],
+    };
+    const cols = [50, 200, 290, 390, 490, 562];
+    const meds = [pick(MEDICATIONS), pick(MEDICATIONS), pick(MEDICATIONS)];
+    const rows = [["Medication", "Dose", "Route", "Frequency", "Duration"], ...meds.map((m) => [...m])];
+    const top = 700;
+    const second: PdfPage = {
+        width: 612,
+        height: 792,
+        texts: [
+            ...header(2),
+            ...rows.flatMap((row, r) =>
+                row.map((text, c) => ({ x: cols[c]! + 5, y: top - r * 22 - 15, size: 10, text, bold: r === 0 })),
+            ),
+        ],
+        lines: [
+            ...rows.map((_, r) => ({ x1: 50, y1: top - r * 22, x2: 562, y2: top - r * 22 })),
+            { x1: 50, y1: top - rows.length * 22, x2: 562, y2: top - rows.length * 22 },
+            ...cols.map((x) => ({ x1: x, y1: top, x2: x, y2: top - rows.length * 22 })),
+        ],
+    };
+    return writePdf([first, second]);
+}
+
 export function registerDemo(program: Command, io: CliIo, run: (argv: string[], io: CliIo) => Promise<number>): void {
     program
         .command("demo")
@@ -115,11 +174,15 @@ export function registerDemo(program: Command, io: CliIo, run: (argv: string[], 
             say("demo: writing the tiny synthetic Qwen2.5-VL pair (seeded; once)");
             const pair = await writeModelPair({ family: "qwen2.5-vl", size: "tiny", seed: 0, outDir: modelDir });
             say(`demo: rendering ${o.images} prescription(s) into ${scans}`);
-            for (const f of fs.readdirSync(scans)) if (f.endsWith(".png")) fs.rmSync(path.join(scans, f));
+            for (const f of fs.readdirSync(scans)) {
+                if (f.endsWith(".png") || f.endsWith(".pdf")) fs.rmSync(path.join(scans, f));
+            }
             for (let i = 0; i < o.images; i++) {
                 const { png } = await renderPrescription(i);
                 fs.writeFileSync(path.join(scans, `prescription-${String(i + 1).padStart(2, "0")}.png`), png);
             }
+            say("demo: writing a two-page PDF discharge letter (its pages are rendered and read one by one)");
+            fs.writeFileSync(path.join(scans, "discharge-letter.pdf"), dischargeLetterPdf(0));
             const out = path.join(o.dir, "results.jsonl");
             fs.rmSync(out, { force: true });
             say(
@@ -180,7 +243,7 @@ export function registerDemo(program: Command, io: CliIo, run: (argv: string[], 
             io.stdout.write(
                 [
                     "",
-                    `Results: ${out} (one JSON line per image: text, stop reason, timings).`,
+                    `Results: ${out} (one JSON line per image and per PDF page: text, stop reason, timings; a page's line has page, pages and its rendered size).`,
                     "The model is synthetic (random weights), so its text is meaningless — the demo shows that every stage runs.",
                     'With llama.cpp\'s vicuna template the model sees USER:/ASSISTANT:, so the stop string "User:" never matches.',
                     "To read real prescriptions, use a real vision-language model, e.g. Qwen2.5-VL-3B (Q4_K_M and its F16 projector, downloaded once):",

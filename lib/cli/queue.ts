@@ -52,7 +52,9 @@ Examples:
 
     const submit = queue
         .command("submit")
-        .summary("one job per image; an image already queued or done with the same settings is not added again")
+        .summary(
+            "one job per image (and per document page); an image already queued or done with the same settings is not added again",
+        )
         .argument(
             "<inputs...>",
             "image files, folders (searched recursively), glob patterns, or http(s) URLs; paths must be where every worker sees them",
@@ -63,6 +65,10 @@ Examples:
         c
             .option("--attempts <n>", "tries of a job that meets transient errors", int("--attempts", 1), 3)
             .option("--backoff <ms>", "first retry delay, doubled on each retry", int("--backoff", 0), 10_000)
+            .option(
+                "--pages <list>",
+                'pages of each document (PDF, multi-page TIFF/GIF/WebP), one job each: "all" (default), "2", "1-3", "1,3-5"',
+            )
             .option("-q, --quiet", "print nothing but the summary line"),
     );
     submit.addHelpText(
@@ -70,7 +76,9 @@ Examples:
         `
 The job id is the sha256 of the image's bytes and the settings (prompt, preset, sampler flags): submitting the same
 corpus again adds 0 jobs; changing a setting makes new jobs. Jobs carry a path or URL and the image's sha256, not
-the image: a worker fails a job whose file is missing (FILE_NOT_FOUND) or changed (IMAGE_CHANGED).
+the image: a worker fails a job whose file is missing (FILE_NOT_FOUND) or changed (IMAGE_CHANGED). A document (a PDF,
+or a TIFF/GIF/WebP with several pages) gives one job per page (--pages), rendered at extract's page budget (1 MP);
+its results carry "page" and "pages" as extract's lines do.
 
 Prints "<n> added, <m> already queued or done". Exit codes: 0 done, 1 bad options, unreadable input or no Redis.
 
@@ -90,6 +98,7 @@ Examples:
             queue: o.queue,
             images,
             settings,
+            ...(o.pages !== undefined ? { pages: o.pages as string } : {}),
             attempts: o.attempts as number,
             backoffMs: o.backoff as number,
         });

@@ -1,7 +1,7 @@
 /**
  * What a queue job carries and how it is named: a reference to one image that every worker can read (a path on a
- * shared filesystem, an http(s) URL, or the bytes themselves below INLINE_LIMIT) with the image's sha256, and the
- * extraction settings. The job id is the content hash of (image bytes, settings), so a corpus submitted twice adds
+ * shared filesystem, an http(s) URL, or the bytes themselves below INLINE_LIMIT) with the image's sha256 (for a
+ * document, the page the job reads), and the extraction settings. The job id is the content hash of (image bytes, settings), so a corpus submitted twice adds
  * nothing. Failures cross Redis as "CODE: message" reasons.
  */
 import { createHash } from "node:crypto";
@@ -28,6 +28,10 @@ export interface JobData {
     /** Hex sha256 of the image bytes the job was submitted with; a worker checks it before inference. */
     readonly sha256: string;
     readonly settings: ExtractSettings;
+    /** Documents (a PDF, a TIFF/GIF/WebP with several pages): the page this job reads (1-based)... */
+    readonly page?: number;
+    /** ...and how many pages the document has. */
+    readonly pages?: number;
 }
 
 /** A finished job's return value in Redis: its result line. */
@@ -42,10 +46,12 @@ export function canonicalJson(value: unknown): string {
     );
 }
 
-/** The job id: sha256 of the image's hash and the canonical settings. */
-export function jobIdOf(imageSha256: string, settings: ExtractSettings): string {
+/** The job id: sha256 of the image's hash and the canonical settings (and, for a document's page, the page). */
+export function jobIdOf(imageSha256: string, settings: ExtractSettings, page?: number): string {
     return createHash("sha256")
-        .update(`llama-vlm job v1\n${imageSha256}\n${canonicalJson(settings)}`)
+        .update(
+            `llama-vlm job v1\n${imageSha256}\n${canonicalJson(settings)}${page === undefined ? "" : `\npage ${page}`}`,
+        )
         .digest("hex");
 }
 
@@ -77,6 +83,10 @@ export const PERMANENT_CODES: ReadonlySet<string> = new Set<LlamaVlmErrorCode | 
     "FILE_NOT_FOUND",
     "IMAGE_CHANGED",
     "IMAGE_DECODE_FAILED",
+    "DOCUMENT_ENCRYPTED",
+    "DOCUMENT_CORRUPT",
+    "TOO_MANY_PAGES",
+    "PAGE_TOO_LARGE",
     "OVER_BUDGET",
     "OVER_CONTEXT",
     "INVALID_OPTION",

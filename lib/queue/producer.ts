@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { documentInfo, type PageSelection, parsePageRanges, selectPages } from "../documents/pages.js";
 import { LlamaVlmError } from "../errors.js";
 import { checkExtractSettings, type ExtractLine, type ExtractSettings, extractSettings } from "../extraction.js";
 import { checkNumber, checkString, invalid } from "../validate.js";
@@ -42,6 +43,11 @@ export interface SubmitOptions extends QueueOptions {
     attempts?: number;
     /** First retry delay in ms, doubled on each retry. Default 10,000. */
     backoffMs?: number;
+    /**
+     * Pages of each document (a PDF, or a TIFF/GIF/WebP with several pages): one job per page, as `extract` gives one
+     * line per page. Default "all".
+     */
+    pages?: PageSelection;
     /** Called as images are hashed and jobs added. */
     onProgress?: (done: number, total: number) => void;
 }
@@ -51,7 +57,7 @@ export interface SubmitResult {
     added: number;
     /** Jobs that were already in the queue (waiting, running, done or failed): the same image with the same settings. */
     existing: number;
-    /** Every image's job id, in the order given. */
+    /** Every job's id, in the order given (a document's pages in page order). */
     jobIds: string[];
 }
 
@@ -97,7 +103,28 @@ async function hashFile(file: string): Promise<string> {
     return hash.digest("hex");
 }
 
-async function describeImage(image: SubmitImage): Promise<{ file: string; source: ImageSource; sha256: string }> {
+interface Described {
+    file: string;
+    source: ImageSource;
+    sha256: string;
+    /** What a document reader takes: the path, or the bytes already in hand (a URL's, an inline image's). */
+    input: string | Uint8Array;
+}
+
+/**
+ * The page count of a document (a PDF, or an image file with several pages); undefined for a plain image, and for a
+ * file no reader can open: its one job fails at the worker with the reader's code (an encrypted PDF: DOCUMENT_ENCRYPTED).
+ */
+async function documentPageCount(input: string | Uint8Array): Promise<number | undefined> {
+    try {
+        const info = await documentInfo(input);
+        return info.kind === "pdf" || info.pageCount > 1 ? info.pageCount : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+async function describeImage(image: SubmitImage): Promise<Described> {
     if (typeof image === "string") {
         if (/^https?:\/\//i.test(image)) {
             let response: Response;
@@ -107,16 +134,13 @@ async function describeImage(image: SubmitImage): Promise<{ file: string; source
                 throw new LlamaVlmError("FILE_NOT_FOUND", `Could not fetch ${image}: ${(err as Error).message}`);
             }
             if (!response.ok) throw new LlamaVlmError("FILE_NOT_FOUND", `${image} answered HTTP ${response.status}`);
-            return {
-                file: image,
-                source: { kind: "url", url: image },
-                sha256: sha256Of(new Uint8Array(await response.arrayBuffer())),
-            };
+            const bytes = new Uint8Array(await response.arrayBuffer());
+            return { file: image, source: { kind: "url", url: image }, sha256: sha256Of(bytes), input: bytes };
         }
         const file = path.resolve(image);
         if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile())
             throw new LlamaVlmError("FILE_NOT_FOUND", `${file} is not a file`);
-        return { file, source: { kind: "path", path: file }, sha256: await hashFile(file) };
+        return { file, source: { kind: "path", path: file }, sha256: await hashFile(file), input: file };
     }
     if (image === null || typeof image !== "object" || !(image.data instanceof Uint8Array))
         throw invalid("images[]", "a path, a URL or { data, name }", image);
@@ -131,6 +155,7 @@ async function describeImage(image: SubmitImage): Promise<{ file: string; source
         file: name,
         source: { kind: "inline", base64: Buffer.from(image.data).toString("base64") },
         sha256: sha256Of(image.data),
+        input: image.data,
     };
 }
 
@@ -144,13 +169,21 @@ export async function submitJobs(options: SubmitOptions): Promise<SubmitResult> 
     const attempts = checkNumber("attempts", options.attempts ?? 3, { integer: true, min: 1 });
     const backoffMs = checkNumber("backoffMs", options.backoffMs ?? 10_000, { integer: true, min: 0 });
     if (!Array.isArray(options.images)) throw invalid("images", "an array", options.images);
-    const described: Array<{ file: string; source: ImageSource; sha256: string }> = [];
-    for (const image of options.images) described.push(await describeImage(image));
+    const pages = options.pages ?? "all";
+    if (typeof pages === "string" && pages !== "all") parsePageRanges(pages); // the syntax, before any work
+    // One job per image, and per selected page of a document.
+    const described: Array<Described & { page?: number; pages?: number }> = [];
+    for (const image of options.images) {
+        const d = await describeImage(image);
+        const count = await documentPageCount(d.input);
+        if (count === undefined) described.push(d);
+        else for (const page of selectPages(pages, count)) described.push({ ...d, page, pages: count });
+    }
 
     const q = openQueue(options);
     try {
         await waitReady(q.redis, describeRedis(options.redis), PRODUCER_CONNECT_MS);
-        const jobIds = described.map((d) => jobIdOf(d.sha256, settings));
+        const jobIds = described.map((d) => jobIdOf(d.sha256, settings, d.page));
         let added = 0;
         const BATCH = 500;
         for (let from = 0; from < described.length; from += BATCH) {
@@ -164,7 +197,14 @@ export async function submitJobs(options: SubmitOptions): Promise<SubmitResult> 
             await q.queue.addBulk(
                 unique.map(({ id, d }) => ({
                     name: "extract",
-                    data: { v: 1, file: d.file, source: d.source, sha256: d.sha256, settings } satisfies JobData,
+                    data: {
+                        v: 1,
+                        file: d.file,
+                        source: d.source,
+                        sha256: d.sha256,
+                        settings,
+                        ...(d.page !== undefined ? { page: d.page, pages: d.pages! } : {}),
+                    } satisfies JobData,
                     opts: { jobId: id, attempts, backoff: { type: "exponential", delay: backoffMs } },
                 })),
             );

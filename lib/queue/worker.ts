@@ -14,8 +14,10 @@ import os from "node:os";
 import { type Job, UnrecoverableError, WaitingError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Context } from "../context.js";
+import { DEFAULT_PAGE_PIXELS } from "../documents/pages.js";
 import { LlamaVlmError } from "../errors.js";
 import { extractImage } from "../extraction.js";
+import type { ImageInput } from "../images.js";
 import { type LoadModelOptions, loadModel, type Model } from "../model.js";
 import { checkNumber, checkString, invalid } from "../validate.js";
 import { failureReason, type JobData, type JobResult, PERMANENT_CODES, readJobImage, TransientError } from "./jobs.js";
@@ -154,8 +156,12 @@ export async function createWorker(options: CreateWorkerOptions): Promise<QueueW
         try {
             const bytes = await readJobImage(data, options);
             let lastProgress = 0;
-            const r = await extractImage(context, loaded, bytes, data.settings, {
+            // A document's page: rendered (a PDF) or picked (a multi-page image) at extract's page budget.
+            const paged = typeof data.page === "number";
+            const image: ImageInput = paged ? { document: bytes, page: data.page! } : bytes;
+            const r = await extractImage(context, loaded, image, data.settings, {
                 ...(signal ? { signal } : {}),
+                ...(paged ? { imageBudget: { maxPixels: DEFAULT_PAGE_PIXELS } } : {}),
                 onToken: (tokens) => {
                     const now = Date.now();
                     if (now - lastProgress < 1000) return;
@@ -167,7 +173,13 @@ export async function createWorker(options: CreateWorkerOptions): Promise<QueueW
             done++;
             finishedAt.push(Date.now());
             emit({ type: "completed", job: id, file: data.file, ms: Date.now() - started });
-            return { file: data.file, sha256: data.sha256, ...r.line, job: id } satisfies JobResult;
+            return {
+                file: data.file,
+                sha256: data.sha256,
+                ...(paged ? { page: data.page!, pages: data.pages! } : {}),
+                ...r.line,
+                job: id,
+            } satisfies JobResult;
         } catch (err) {
             if (err instanceof WaitingError) throw err;
             if (signal?.aborted && releasing) return await release();

@@ -22,6 +22,11 @@ export interface CompletionResult {
     /** With nProbs > 0: for each generated token, the top-N alternatives. */
     probs?: TokenProbability[][];
     timings: Timings;
+    /**
+     * The size of each image as the encoder got it (after rendering and the image budget), in prompt order;
+     * `dpi` for a rendered PDF page.
+     */
+    images?: Array<{ width: number; height: number; dpi?: number }>;
 }
 
 export interface StreamChunk {

@@ -46,18 +46,26 @@ describe("llama-vlm info", () => {
 });
 
 describe("llama-vlm demo", () => {
-    it("runs the whole pipeline on generated prescriptions and exits 0", async () => {
+    it("runs the whole pipeline on generated prescriptions and a two-page PDF and exits 0", async () => {
         const run = capture();
         const code = await runCli(["demo", "--dir", tmp, "--images", "2"], run.streams);
         expect(code, run.io.err).toBe(0);
         const lines = fs.readFileSync(path.join(tmp, "results.jsonl"), "utf8").trim().split("\n");
-        expect(lines).toHaveLength(2);
-        for (const l of lines) {
-            const row = JSON.parse(l) as { text: string; stopReason: string };
+        expect(lines).toHaveLength(4);
+        const rows = lines.map(
+            (l) => JSON.parse(l) as { file: string; page?: number; pages?: number; text: string; stopReason: string },
+        );
+        for (const row of rows) {
             expect(row.text.length).toBeGreaterThan(0);
             expect(["eos", "stop", "context"]).toContain(row.stopReason);
         }
+        const pdfPages = rows.filter((r) => r.file.endsWith("discharge-letter.pdf")).map((r) => [r.page, r.pages]);
+        expect(pdfPages.sort()).toEqual([
+            [1, 2],
+            [2, 2],
+        ]);
         expect(run.io.out).toContain("synthetic");
         expect(run.io.out).toMatch(/prescription-01\.png/);
+        expect(run.io.out).toMatch(/discharge-letter\.pdf p2/);
     }, 300_000);
 });

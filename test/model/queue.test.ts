@@ -1,7 +1,7 @@
 /**
  * The queue on a real redis-server (started here, on a free loopback port) and real worker processes (the compiled
  * CLI): 40 images drained by 2 workers, one killed with SIGKILL mid-job; a Redis restart while workers run; SIGTERM
- * with jobs in flight; permanent errors failing once. Results are compared with what `extract` gives for the same
+ * with jobs in flight; permanent errors failing once; a PDF's pages as jobs. Results are compared with what `extract` gives for the same
  * images (greedy).
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -20,6 +20,7 @@ import { jobResults, queueStatus, submitJobs } from "../../lib/queue/producer.js
 import { createWorker, type WorkerEvent } from "../../lib/queue/worker.js";
 import { testImageFile } from "../helpers/images.js";
 import { cachedModel, REPO_ROOT } from "../helpers/models.js";
+import { encryptedPdf, threePagePdf } from "../helpers/pdf.js";
 import { type RedisServer, startRedis } from "../helpers/redis.js";
 
 const CLI = path.join(REPO_ROOT, "dist", "cli", "main.js");
@@ -585,6 +586,86 @@ describe("llama-vlm queue and worker on a real Redis", () => {
             await q.close();
             connection.disconnect();
         }
+    });
+
+    it("a document gives one job per page; its results equal extract's page lines; an unreadable PDF fails once with its code", async () => {
+        const redis = await startRedis();
+        servers.push(redis);
+        const queue = "docs";
+        const docs = path.join(tmp, "docs");
+        fs.mkdirSync(docs);
+        const letter = path.join(docs, "letter.pdf");
+        fs.writeFileSync(letter, threePagePdf());
+        const refOut = path.join(tmp, "docs-extract.jsonl");
+        const ref = await cli([
+            "extract",
+            letter,
+            "-m",
+            model,
+            "--projector",
+            projector,
+            ...SETTINGS_FLAGS,
+            "--out",
+            refOut,
+            "--quiet",
+        ]);
+        expect(ref.code, ref.err).toBe(0);
+        const refLines = readLines(refOut);
+        expect(refLines.map((l) => l.page)).toEqual([1, 2, 3]);
+
+        const locked = path.join(docs, "locked.pdf");
+        fs.writeFileSync(locked, encryptedPdf());
+        const submitted = await cli([
+            "queue",
+            "submit",
+            docs,
+            "--redis",
+            redis.url,
+            "--queue",
+            queue,
+            ...SETTINGS_FLAGS,
+        ]);
+        expect(submitted.code, submitted.err).toBe(0);
+        // Three pages of the letter, and one job for the PDF no reader can open (it fails at the worker).
+        expect(submitted.out).toBe("4 added, 0 already queued or done\n");
+        const again = await cli([
+            "queue",
+            "submit",
+            letter,
+            "--pages",
+            "2",
+            "--redis",
+            redis.url,
+            "--queue",
+            queue,
+            ...SETTINGS_FLAGS,
+        ]);
+        expect(again.out).toBe("0 added, 1 already queued or done\n");
+
+        const w = spawnWorker(redis, queue, "docs");
+        await until(
+            () => `events ${JSON.stringify(w.events)}; stderr ${w.stderr()}`,
+            () => w.events.filter((e) => e.event === "completed" || e.event === "failed").length >= 4,
+        );
+        w.proc.kill("SIGTERM");
+        expect(await w.exit, w.stderr()).toEqual({ code: 0, signal: null });
+        const results: ExtractLine[] = [];
+        for await (const line of jobResults({ redis: redis.url, queue })) results.push(line);
+        const pages = results.filter((l) => l.file === letter).sort((a, b) => a.page! - b.page!);
+        expect(pages).toHaveLength(3);
+        for (const [i, line] of pages.entries()) {
+            const r = refLines[i]!;
+            expect({ ...essence(line), page: line.page, pages: line.pages, images: line.images }).toEqual({
+                ...essence(r),
+                page: r.page,
+                pages: 3,
+                images: r.images,
+            });
+        }
+        const bad = results.filter((l) => l.file === locked);
+        expect(bad).toHaveLength(1);
+        expect(bad[0]!.error?.code).toBe("DOCUMENT_ENCRYPTED");
+        expect(w.events.filter((e) => e.file === locked && e.event === "failed")).toHaveLength(1);
     });
 
     it("refuses bad input before it queues anything", async () => {
