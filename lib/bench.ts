@@ -9,7 +9,7 @@ import path from "node:path";
 import sharp from "sharp";
 import type { CompletionResult } from "./context.js";
 import { LlamaVlmError } from "./errors.js";
-import { loadModel } from "./model.js";
+import { loadModel, type Model } from "./model.js";
 import { packageRoot } from "./native.js";
 import { physicalCores } from "./system.js";
 
@@ -97,9 +97,9 @@ let toolsDir: string | undefined;
 
 /**
  * llama.cpp's tools, built in the addon's CMake tree for the backend this process loaded (scripts/build-llama-tools.mjs;
- * a no-op when up to date). They need a source checkout: an installed package has no llama.cpp build tree.
+ * a no-op when up to date). They need a source checkout: an installed package has no llama.cpp build tree. @internal
  */
-function llamaToolsDir(): string {
+export function llamaToolsDir(): string {
     if (toolsDir !== undefined) return toolsDir;
     const script = path.join(packageRoot, "scripts", "build-llama-tools.mjs");
     if (!fs.existsSync(script)) {
@@ -158,6 +158,16 @@ function batchedBench(
     return { promptTps: Number(cells[5]), generationTps: Number(cells[7]) };
 }
 
+/** A logit bias that bans the usual end-of-generation tokens, so that a benchmark generates what it asks for. @internal */
+export function endOfGenerationBans(model: Model): Record<number, number> {
+    const banned: Record<number, number> = {};
+    for (const text of ["<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<end_of_utterance>"]) {
+        const ids = model.tokenize(text, { addSpecial: false });
+        if (ids.length === 1) banned[ids[0]!] = Number.NEGATIVE_INFINITY;
+    }
+    return banned;
+}
+
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const log = o.log ?? (() => {});
     const ns = o.parallel ?? [1, 2, 4];
@@ -172,11 +182,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     });
     try {
         // Generation must not stop early: end-of-generation tokens are banned.
-        const banned: Record<number, number> = {};
-        for (const text of ["<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<end_of_utterance>"]) {
-            const ids = model.tokenize(text, { addSpecial: false });
-            if (ids.length === 1) banned[ids[0]!] = Number.NEGATIVE_INFINITY;
-        }
+        const banned = endOfGenerationBans(model);
         const filler = "the patient was given five milligrams of the medication twice daily for seven days ".repeat(40);
         const promptOf = (i: number) =>
             model.detokenize(model.tokenize(`${i} ${filler}`, { addSpecial: false }).slice(0, pp - 1));

@@ -6,13 +6,10 @@
 // the document-sized case (1000×1400 px ≈ 1,800 image tokens).
 //
 //   npm run bench:batch -- [--runs 3] [--parallel 1,2,4] [--text-only] [--document] [--json]
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { benchPair, root } from "./bench-pair.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
     options: {
         runs: { type: "string", default: "3" },
@@ -22,21 +19,11 @@ const { values: args } = parseArgs({
         "text-only": { type: "boolean", default: false },
     },
 });
-execFileSync("npm", ["run", "compile"], { cwd: root, stdio: "ignore" });
-const { writeModelPair } = await import(path.join(root, "dist", "synth", "index.js"));
+const pair = await benchPair();
 const { runBench, formatBench } = await import(path.join(root, "dist", "bench.js"));
 const { setLogger } = await import(path.join(root, "dist", "index.js"));
 setLogger(null);
 
-const dir = path.join(root, ".cache", "models", "qwen2.5-vl-3b-seed0-q4_0");
-const manifest = path.join(dir, "pair.json");
-let pair;
-if (fs.existsSync(manifest)) pair = JSON.parse(fs.readFileSync(manifest, "utf8"));
-else {
-    process.stderr.write("[bench] writing the synthetic Qwen2.5-VL-3B pair (≈3 GB, once)\n");
-    pair = await writeModelPair({ family: "qwen2.5-vl", size: "3b", seed: 0, quant: "q4_0", outDir: dir });
-    fs.writeFileSync(manifest, JSON.stringify({ model: pair.model, projector: pair.projector }));
-}
 const parallel = args.parallel.split(",").map(Number);
 const log = (line) => process.stderr.write(`[bench] ${line}\n`);
 const report = await runBench({

@@ -13,6 +13,8 @@ export interface Timings {
     imageCacheHits: number;
     /** Prompt processing (text and image embeddings into the KV cache), without encoding. */
     promptMs: number;
+    /** The part of `promptMs` spent decoding image embeddings into the KV cache (the rest is text). */
+    imagePrefillMs: number;
     promptTokens: number;
     generateMs: number;
     generatedTokens: number;

@@ -100,6 +100,7 @@ napi_value EventsToJs(SafeJs &js, const std::vector<Event> &events) {
                 js.Set(t, "imageTokens", e.timings.imageTokens);
                 js.Set(t, "imageCacheHits", e.timings.imageCacheHits);
                 js.Set(t, "promptMs", e.timings.promptMs);
+                js.Set(t, "imagePrefillMs", e.timings.imagePrefillMs);
                 js.Set(t, "promptTokens", e.timings.promptTokens);
                 js.Set(t, "generateMs", e.timings.generateMs);
                 js.Set(t, "generatedTokens", e.timings.generatedTokens);

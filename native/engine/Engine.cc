@@ -503,6 +503,7 @@ void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget) {
             if (added) return;
             const Embeddings &embd = req.embeddings[slot.chunkIndex];
             llama_pos newPast = slot.nPast;
+            const auto t0 = Clock::now();
             int32_t rc = mtmd_helper_decode_image_chunk(projector_->ctx.get(), ctx_.get(), chunk,
                                                         const_cast<float *>(embd->data()), slot.nPast, slot.seq,
                                                         static_cast<int32_t>(nBatch_), &newPast, nullptr, nullptr);
@@ -511,6 +512,7 @@ void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget) {
                 throw VlmError(ErrorCode::NativeError,
                                "llama_decode failed on image embeddings (" + std::to_string(rc) + ")");
             }
+            slot.timings.imagePrefillMs += MsSince(t0);
             slot.nPast = newPast;
             slot.cellsUsed += static_cast<int32_t>(mtmd_input_chunk_get_n_tokens(chunk));
             ++slot.chunkIndex;

@@ -74,6 +74,7 @@ struct Timings {
     int32_t imageTokens = 0;
     int32_t imageCacheHits = 0;
     double promptMs = 0;
+    double imagePrefillMs = 0;  // part of promptMs: image embeddings decoded into the KV cache
     int32_t promptTokens = 0;
     double generateMs = 0;
     int32_t generatedTokens = 0;
