@@ -129,7 +129,14 @@ export function parseMtmdCliLog(log: string, imageTokens: number): Omit<PhaseFig
     const promptTokens = num(/prompt eval time =\s*[\d.]+ ms \/\s*(\d+) tokens/, log);
     const evalMs = num(/\beval time =\s*([\d.]+) ms \/\s*\d+ runs/, log);
     const evalRuns = num(/\beval time =\s*[\d.]+ ms \/\s*(\d+) runs/, log);
-    if (promptMs === undefined || promptTokens === undefined || evalMs === undefined || evalRuns === undefined) {
+    const encoded = /mtmd batch encoding done in/.test(log) && /image decoded \(batch \d+\/\d+\) in/.test(log);
+    if (
+        !encoded ||
+        promptMs === undefined ||
+        promptTokens === undefined ||
+        evalMs === undefined ||
+        evalRuns === undefined
+    ) {
         throw new Error(`llama-mtmd-cli printed no timings; its log ends:\n${log.slice(-2000)}`);
     }
     return {
@@ -202,13 +209,17 @@ function medianFigures(xs: PhaseFigures[]): PhaseFigures {
     };
 }
 
-/** Per-token speeds of one run, for ratios: tokens per second in each phase (encode: images per second). */
+/**
+ * Per-token speeds of one run, for ratios: tokens per second in each phase (encode: images per second). llama-mtmd-cli
+ * logs encode and image prefill in whole milliseconds, so a phase under 1 ms (a tiny model's) counts as 0.5 ms.
+ */
 function speeds(f: PhaseFigures) {
+    const ms = (x: number) => Math.max(x, 0.5);
     return {
-        encode: 1000 / f.encodeMs,
-        imagePrefill: (f.imageTokens * 1000) / f.imagePrefillMs,
-        textPrefill: (f.textTokens * 1000) / f.textPrefillMs,
-        generation: (f.generateSteps * 1000) / f.generateMs,
+        encode: 1000 / ms(f.encodeMs),
+        imagePrefill: (f.imageTokens * 1000) / ms(f.imagePrefillMs),
+        textPrefill: (f.textTokens * 1000) / ms(f.textPrefillMs),
+        generation: (f.generateSteps * 1000) / ms(f.generateMs),
     };
 }
 

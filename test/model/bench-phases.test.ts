@@ -36,9 +36,12 @@ describe("phase benchmark", () => {
         // 6 tokens, 5 decode steps after the first on both sides (EOG tokens are banned on both).
         expect(a.generateSteps).toBe(5);
         expect(b.generateSteps).toBe(5);
+        // llama-mtmd-cli logs encode and image prefill in whole milliseconds: the tiny model's may read 0.
+        expect(a.encodeMs).toBeGreaterThan(0);
+        expect(a.imagePrefillMs).toBeGreaterThan(0);
+        expect(b.encodeMs).toBeGreaterThanOrEqual(0);
+        expect(b.imagePrefillMs).toBeGreaterThanOrEqual(0);
         for (const f of [a, b]) {
-            expect(f.encodeMs).toBeGreaterThan(0);
-            expect(f.imagePrefillMs).toBeGreaterThan(0);
             expect(f.textPrefillMs).toBeGreaterThan(0);
             expect(f.generateMs).toBeGreaterThan(0);
             expect(f.peakRssBytes).toBeGreaterThan(10e6);
