@@ -59,19 +59,55 @@ function copyAddon(toDir: string): string {
 function runApp(pkgDir: string, env: Record<string, string | undefined> = {}, unprivileged = false) {
     const entry = path.join(pkgDir, "dist", "index.js");
     const childEnv: Record<string, string | undefined> = { ...process.env, LLAMA_VLM_ADDON: undefined, ...env };
-    const r = spawnSync(process.execPath, [path.join(base, "app.mjs"), pathToFileURL(entry).href, ...modelFiles()], {
-        cwd: base,
-        encoding: "utf8",
-        timeout: 120_000,
-        env: childEnv as NodeJS.ProcessEnv,
-        ...(unprivileged && asRoot ? { uid: nobody, gid: nobody } : {}),
-    });
-    expect(r.status, `the application failed: ${r.stderr}`).toBe(0);
+    const r = spawnSync(
+        unprivileged && asRoot ? nodeForNobody() : process.execPath,
+        [path.join(base, "app.mjs"), pathToFileURL(entry).href, ...modelFiles()],
+        {
+            cwd: base,
+            encoding: "utf8",
+            timeout: 120_000,
+            env: childEnv as NodeJS.ProcessEnv,
+            ...(unprivileged && asRoot ? { uid: nobody, gid: nobody } : {}),
+        },
+    );
+    expect(r.status, `the application failed: ${r.error ?? ""} ${r.stderr}`).toBe(0);
     return JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "{}") as { text: string; file: string };
+}
+
+/** This node, where another user can run it (it may sit in root's home, as a CI-installed Node version does). */
+function nodeForNobody(): string {
+    const copy = path.join(base, "bin", "node");
+    if (!fs.existsSync(copy)) {
+        fs.mkdirSync(path.dirname(copy), { recursive: true, mode: 0o755 });
+        try {
+            fs.linkSync(process.execPath, copy);
+        } catch {
+            fs.copyFileSync(process.execPath, copy);
+        }
+        fs.chmodSync(copy, 0o755);
+    }
+    return copy;
 }
 
 function modelFiles(): [string, string] {
     return [path.join(modelDir, "model.gguf"), path.join(modelDir, "mmproj.gguf")];
+}
+
+/** The packages `roots` need at run time, from this checkout's (flat) node_modules. */
+function runtimeDependencies(roots: string[]): string[] {
+    const found = new Set<string>();
+    const queue = [...roots];
+    for (let name = queue.pop(); name !== undefined; name = queue.pop()) {
+        const manifest = path.join(REPO_ROOT, "node_modules", name, "package.json");
+        if (found.has(name) || !fs.existsSync(manifest)) continue;
+        found.add(name);
+        const meta = JSON.parse(fs.readFileSync(manifest, "utf8")) as Record<
+            string,
+            Record<string, string> | undefined
+        >;
+        queue.push(...Object.keys({ ...meta.dependencies, ...meta.optionalDependencies }));
+    }
+    return [...found];
 }
 
 /** Every file under dir with its size and modification time. */
@@ -94,8 +130,11 @@ beforeAll(async () => {
     fs.copyFileSync(path.join(REPO_ROOT, "package.json"), path.join(unpacked, "package.json"));
     // At the same place under the package as here: prebuilds/<platform>-<arch>/ or build/Release/.
     copyAddon(path.dirname(path.join(unpacked, path.relative(REPO_ROOT, loadedAddon()))));
-    // The package's dependencies (sharp, commander, …), found the way Node resolves them: in a parent node_modules.
-    fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(app, "node_modules"));
+    // What dist/ imports, with their dependencies, beside it in the unpacked node_modules (sharp is unpacked too).
+    // Copies, not a link to this checkout: the read-only case runs as another user, who may not reach the checkout.
+    for (const dep of runtimeDependencies(["sharp", "commander", "tinyglobby"])) {
+        fs.cpSync(path.join(REPO_ROOT, "node_modules", dep), path.join(unpacked, "..", dep), { recursive: true });
+    }
     modelDir = path.join(base, "models é");
     fs.mkdirSync(modelDir);
     fs.copyFileSync(pair.model, path.join(modelDir, "model.gguf"));
