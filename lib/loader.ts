@@ -99,6 +99,27 @@ export function gpuAvailable(variant: Exclude<Variant, "cpu">, platform: NodeJS.
     }
 }
 
+/** The globals by which Bun and Deno make themselves known. */
+export interface RuntimeGlobals {
+    Bun?: { version: string };
+    Deno?: { version: { deno: string } };
+}
+
+/** The JavaScript runtime this code runs under, as error messages name it: "node 20.19.0", "bun 1.4.5", "deno 2.9.6". */
+export function runtimeName(g: RuntimeGlobals = globalThis as RuntimeGlobals): string {
+    if (g.Bun !== undefined) return `bun ${g.Bun.version}`;
+    if (g.Deno !== undefined) return `deno ${g.Deno.version.deno}`;
+    return `node ${process.versions.node}`;
+}
+
+/** What to do about an addon that did not load, when the reason is the runtime's and not the binary's. */
+export function runtimeHint(runtime: string, attempts: readonly LoadAttempt[]): string | undefined {
+    if (runtime.startsWith("deno ") && attempts.some((a) => /ffi/i.test(a.reason ?? ""))) {
+        return "Deno loads native addons only with --allow-ffi (llama-vlm also reads files and the environment and, with isolation, starts a process: -A allows all of it)";
+    }
+    return undefined;
+}
+
 export class AddonLoadError extends Error {
     readonly attempts: LoadAttempt[];
     constructor(message: string, attempts: LoadAttempt[]) {

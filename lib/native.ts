@@ -11,6 +11,8 @@ import {
     gpuAvailable,
     type LoadAttempt,
     type LoadOutcome,
+    runtimeHint,
+    runtimeName,
     selectAddon,
     VARIANTS,
     type Variant,
@@ -56,17 +58,21 @@ export function loadNativeFrom(root: string, env: Record<string, string | undefi
         });
     } catch (err) {
         const attempts = err instanceof AddonLoadError ? err.attempts : [];
+        const runtime = runtimeName();
+        const hint = runtimeHint(runtime, attempts);
         throw new LlamaVlmError(
             "NATIVE_LOAD_FAILED",
-            `llama-vlm could not load its native addon for ${process.platform}-${process.arch}: ${(err as Error).message}. Tried:\n` +
+            `llama-vlm could not load its native addon for ${process.platform}-${process.arch} under ${runtime}: ${(err as Error).message}. Tried:\n` +
                 (attempts.length > 0
                     ? attempts
                     : [{ variant: "cpu", file: path.join(root, "build", "Release"), reason: "not built" }]
                 )
                     .map((a) => `  - ${a.variant}: ${a.file} (${a.reason ?? "loaded"})`)
                     .join("\n") +
-                `\nBuild it from source with \`npm run build:native\` in ${root} ` +
-                "(needs cmake and a C++17 compiler), or reinstall the package to get a prebuilt binary.",
+                (hint
+                    ? `\n${hint}.`
+                    : `\nBuild it from source with \`npm run build:native\` in ${root} ` +
+                      "(needs cmake and a C++17 compiler), or reinstall the package to get a prebuilt binary."),
         );
     }
     const failedGpu = outcome.attempts.filter((a) => a.reason && a.variant !== "cpu" && a.reason !== "not built");

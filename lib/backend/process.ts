@@ -166,14 +166,16 @@ export class EngineProcess {
     private applyHolds(): void {
         const child = this.child;
         if (child === undefined) return;
-        const stderr = child.stderr as (Readable & { ref?: () => void; unref?: () => void }) | null;
+        const stderr = child.stderr as Refable<Readable> | null;
+        // Bun's IPC channel has neither ref nor unref (child.ref/unref cover it there): called only where they exist.
+        const channel = child.channel as Refable<object> | null | undefined;
         if (this.holds > 0) {
             child.ref();
-            child.channel?.ref();
+            channel?.ref?.();
             stderr?.ref?.();
         } else {
             child.unref();
-            child.channel?.unref();
+            channel?.unref?.();
             stderr?.unref?.();
         }
     }
@@ -306,6 +308,9 @@ export class EngineProcess {
         child.once("exit", () => clearTimeout(timer));
     }
 }
+
+/** A handle that may or may not keep the event loop alive on its own, depending on the runtime. */
+type Refable<T> = T & { ref?: () => void; unref?: () => void };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 

@@ -137,8 +137,23 @@ Napi::Function Context::Init(Napi::Env env) {
 Context::Context(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Context>(info) {}
 
 Context::~Context() {
+    if (cleanupEnv_ != nullptr) napi_remove_env_cleanup_hook(cleanupEnv_, &Context::OnEnvCleanup, this);
+    Stop();
+}
+
+void Context::Stop() {
     engine_.reset();
     if (eventsActive_) events_.Abort();
+    eventsActive_ = false;
+}
+
+// Runs before the thread-safe function's own cleanup hook (hooks run last-registered first): the engine stops and
+// the function is aborted while it still exists. Without this, the finalizer did both at teardown, and Node 24
+// frees an environment's thread-safe functions before it runs finalizers: the abort hung on a freed mutex.
+void Context::OnEnvCleanup(void *arg) {
+    auto *self = static_cast<Context *>(arg);
+    self->cleanupEnv_ = nullptr;
+    self->Stop();
 }
 
 Napi::Value Context::InitEngine(const Napi::CallbackInfo &info) {
@@ -154,6 +169,7 @@ Napi::Value Context::InitEngine(const Napi::CallbackInfo &info) {
     events_ = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "llama-vlm:ContextEvents", 0, 1);
     events_.Unref(env);
     eventsActive_ = true;
+    if (napi_add_env_cleanup_hook(env, &Context::OnEnvCleanup, this) == napi_ok) cleanupEnv_ = env;
     auto *worker =
         new ContextInitWorker(env, this, info.This().As<Napi::Object>(), model_, std::move(projector), params);
     worker->Queue();

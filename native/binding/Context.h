@@ -42,9 +42,15 @@ class Context : public Napi::ObjectWrap<Context> {
     // see Engine::AbortBeforeNextDecode and Engine::ThrowInNextRequest.
     Napi::Value TestFault(const Napi::CallbackInfo &info);
 
+    // Stops the engine (joining its threads) and aborts the events function, if still running. JS thread.
+    void Stop();
+    // The environment is being torn down: Stop() while the events function still exists.
+    static void OnEnvCleanup(void *arg);
+
     std::unique_ptr<Engine> engine_;
     Napi::ThreadSafeFunction events_;
     bool eventsActive_ = false;
+    napi_env cleanupEnv_ = nullptr;  // set while OnEnvCleanup is registered
     bool initStarted_ = false;
     uint32_t parallel_ = 1;
     uint32_t batchSize_ = 0;

@@ -8,6 +8,8 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -31,9 +33,15 @@ class LogSink : public LogListener {
     int minLevel() const override { return minLevel_.load(std::memory_order_relaxed); }
 
   private:
-    std::mutex mutex_;  // Set/Clear swap tsfn_ while the router may be delivering a line
-    Napi::ThreadSafeFunction tsfn_;
-    bool active_ = false;
+    // Shared with each ThreadSafeFunction's finalizer, which may run after this sink is gone (or before: Node 24
+    // closes an environment's thread-safe functions before it finalizes its instance data).
+    struct State {
+        std::mutex mutex;  // Set/Clear swap tsfn while the router may be delivering a line
+        Napi::ThreadSafeFunction tsfn;
+        bool active = false;
+        uint64_t generation = 0;  // which tsfn is current: a finalizer clears `active` only for its own
+    };
+    std::shared_ptr<State> state_ = std::make_shared<State>();
     std::atomic<int> minLevel_{100};
 };
 

@@ -2,7 +2,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AddonLoadError, type LoaderEnvironment, selectAddon, type Variant } from "../../lib/loader.js";
+import {
+    AddonLoadError,
+    type LoadAttempt,
+    type LoaderEnvironment,
+    runtimeHint,
+    runtimeName,
+    selectAddon,
+    type Variant,
+} from "../../lib/loader.js";
 
 // Selection order, fallbacks and the forced choice, on fake variant folders: the "addon" a file loads
 // is its own name, and a file whose content is "broken" fails to load like a binary with a missing driver.
@@ -93,5 +101,24 @@ describe("addon variant selection", () => {
         const attempts = (error as AddonLoadError).attempts;
         expect(attempts.map((a) => a.variant)).toEqual(["cuda", "vulkan", "metal", "cpu"]);
         expect(attempts.at(-1)?.reason).toContain("libcudart");
+    });
+});
+
+describe("the runtime in load errors", () => {
+    it("names Bun, Deno or Node with its version", () => {
+        expect(runtimeName({ Bun: { version: "1.4.5" } })).toBe("bun 1.4.5");
+        expect(runtimeName({ Deno: { version: { deno: "2.9.6" } } })).toBe("deno 2.9.6");
+        expect(runtimeName({})).toBe(`node ${process.versions.node}`);
+    });
+
+    it("tells Deno users to allow FFI when that is why the addon did not load, and nobody else", () => {
+        const denied: LoadAttempt[] = [
+            { variant: "cpu", file: "/x/llama-vlm.node", reason: 'Requires ffi access to "/x/llama-vlm.node"' },
+        ];
+        expect(runtimeHint("deno 2.9.6", denied)).toMatch(/--allow-ffi/);
+        expect(runtimeHint("node 22.23.3", denied)).toBeUndefined();
+        expect(runtimeHint("deno 2.9.6", [{ variant: "cpu", file: "/x/llama-vlm.node", reason: "not built" }])).toBe(
+            undefined,
+        );
     });
 });
