@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Queue } from "bullmq";
+import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { documentInfo, type PageSelection, parsePageRanges, selectPages } from "../documents/pages.js";
 import { LlamaVlmError } from "../errors.js";
@@ -80,10 +80,14 @@ export interface QueueStatus {
 /** How long a producer waits for Redis to answer before it gives up (a worker waits longer: it may start first). */
 const PRODUCER_CONNECT_MS = 5000;
 
-function openQueue(options: QueueOptions): { queue: Queue<JobData, JobResult>; redis: Redis; name: string } {
+/** BullMQ is loaded on first use: `import "llama-vlm"` does not pay for it. */
+async function openQueue(
+    options: QueueOptions,
+): Promise<{ queue: Queue<JobData, JobResult>; redis: Redis; name: string }> {
+    const { Queue } = await import("bullmq");
     const name = checkString("queue", options.queue ?? DEFAULT_QUEUE, { nonEmpty: true });
     if (name.includes(":")) throw invalid("queue", "a name without ':'", name);
-    const redis = connectRedis(options.redis, "llama-vlm producer");
+    const redis = await connectRedis(options.redis, "llama-vlm producer");
     // Errors surface through the commands that meet them (and waitReady); without listeners, ioredis and BullMQ would
     // print every reconnection error.
     redis.on("error", () => {});
@@ -180,7 +184,7 @@ export async function submitJobs(options: SubmitOptions): Promise<SubmitResult> 
         else for (const page of selectPages(pages, count)) described.push({ ...d, page, pages: count });
     }
 
-    const q = openQueue(options);
+    const q = await openQueue(options);
     try {
         await waitReady(q.redis, describeRedis(options.redis), PRODUCER_CONNECT_MS);
         const jobIds = described.map((d) => jobIdOf(d.sha256, settings, d.page));
@@ -219,7 +223,7 @@ export async function submitJobs(options: SubmitOptions): Promise<SubmitResult> 
 
 /** Counts by state, throughput and the age of the oldest waiting job. */
 export async function queueStatus(options: QueueOptions): Promise<QueueStatus> {
-    const q = openQueue(options);
+    const q = await openQueue(options);
     try {
         await waitReady(q.redis, describeRedis(options.redis), PRODUCER_CONNECT_MS);
         const counts = await q.queue.getJobCounts("waiting", "active", "delayed", "prioritized", "completed", "failed");
@@ -250,7 +254,7 @@ export async function queueStatus(options: QueueOptions): Promise<QueueStatus> {
  * failed for good) as error lines. Jobs still waiting, running or waiting to retry are not finished.
  */
 export async function* jobResults(options: QueueOptions): AsyncGenerator<ExtractLine> {
-    const q = openQueue(options);
+    const q = await openQueue(options);
     try {
         await waitReady(q.redis, describeRedis(options.redis), PRODUCER_CONNECT_MS);
         const seen = new Set<string>();

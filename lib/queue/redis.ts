@@ -1,5 +1,5 @@
-/** Redis connections for the queue's producers and workers. */
-import { Redis, type RedisOptions } from "ioredis";
+/** Redis connections for the queue's producers and workers (ioredis is loaded on first use, not with the package). */
+import type { Redis, RedisOptions } from "ioredis";
 import { LlamaVlmError } from "../errors.js";
 
 /** A Redis server: a `redis://` / `rediss://` URL, or ioredis connection options. */
@@ -13,7 +13,7 @@ export const DEFAULT_QUEUE = "llama-vlm";
  * ioredis has reconnected, so a Redis restart delays a worker instead of failing its jobs. Reconnection backs off to
  * one attempt every 2 s.
  */
-export function connectRedis(ref: RedisRef, name?: string): Redis {
+export async function connectRedis(ref: RedisRef, name?: string): Promise<Redis> {
     const options: RedisOptions = {
         maxRetriesPerRequest: null,
         retryStrategy: (times) => Math.min(100 * times, 2000),
@@ -26,6 +26,7 @@ export function connectRedis(ref: RedisRef, name?: string): Redis {
                 `Expected "redis" to be a redis:// or rediss:// URL, got ${JSON.stringify(ref)}`,
             );
         }
+        const { Redis } = await import("ioredis");
         return new Redis(ref, options);
     }
     if (ref === null || typeof ref !== "object") {
@@ -34,6 +35,7 @@ export function connectRedis(ref: RedisRef, name?: string): Redis {
             `Expected "redis" to be a URL or connection options, got ${String(ref)}`,
         );
     }
+    const { Redis } = await import("ioredis");
     return new Redis({ ...options, ...ref });
 }
 

@@ -11,7 +11,7 @@
  * attempts are spent. Results are the job's return value, by job id.
  */
 import os from "node:os";
-import { type Job, UnrecoverableError, WaitingError, Worker } from "bullmq";
+import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Context } from "../context.js";
 import { DEFAULT_PAGE_PIXELS } from "../documents/pages.js";
@@ -102,7 +102,9 @@ export async function createWorker(options: CreateWorkerOptions): Promise<QueueW
     const name = checkString("name", options.name ?? `${os.hostname()}:${process.pid}`, { nonEmpty: true });
     const emit = (event: WorkerEvent) => options.onEvent?.(event);
 
-    const redis: Redis = connectRedis(options.redis, `llama-vlm worker ${name}`);
+    // BullMQ is loaded on first use: `import "llama-vlm"` does not pay for it.
+    const { UnrecoverableError, WaitingError, Worker } = await import("bullmq");
+    const redis: Redis = await connectRedis(options.redis, `llama-vlm worker ${name}`);
     redis.on("error", (err: Error) => emit({ type: "error", message: `redis: ${err.message}` }));
     let model: Model | undefined;
     let context: Context;

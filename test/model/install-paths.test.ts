@@ -130,9 +130,14 @@ beforeAll(async () => {
     fs.copyFileSync(path.join(REPO_ROOT, "package.json"), path.join(unpacked, "package.json"));
     // At the same place under the package as here: prebuilds/<platform>-<arch>/ or build/Release/.
     copyAddon(path.dirname(path.join(unpacked, path.relative(REPO_ROOT, loadedAddon()))));
-    // What dist/ imports, with their dependencies, beside it in the unpacked node_modules (sharp is unpacked too).
-    // Copies, not a link to this checkout: the read-only case runs as another user, who may not reach the checkout.
-    for (const dep of runtimeDependencies(["sharp", "commander", "tinyglobby"])) {
+    // The package's dependencies but its build tools, with theirs, beside it in the unpacked node_modules (as an
+    // application installs them; sharp is unpacked too). Copies, not a link to this checkout: the read-only case runs
+    // as another user, who may not reach the checkout.
+    const meta = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+        dependencies: Record<string, string>;
+    };
+    const buildTools = new Set(["cmake-js", "node-addon-api", "node-gyp-build"]);
+    for (const dep of runtimeDependencies(Object.keys(meta.dependencies).filter((d) => !buildTools.has(d)))) {
         fs.cpSync(path.join(REPO_ROOT, "node_modules", dep), path.join(unpacked, "..", dep), { recursive: true });
     }
     modelDir = path.join(base, "models é");
