@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExtractLine } from "../../lib/cli/extract.js";
 import { runCli } from "../../lib/cli/main.js";
 import { validateClinical } from "../../lib/clinical.js";
+import { capture, readLines } from "../helpers/cli.js";
 import { testImageFile } from "../helpers/images.js";
 import { cachedModel, REPO_ROOT } from "../helpers/models.js";
 
@@ -13,29 +14,6 @@ let tmp: string;
 let model: string;
 let projector: string;
 let images: string[];
-
-function capture() {
-    let out = "";
-    let err = "";
-    return {
-        io: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } },
-        get out() {
-            return out;
-        },
-        get err() {
-            return err;
-        },
-    };
-}
-
-function readLines(file: string): ExtractLine[] {
-    const text = fs.readFileSync(file, "utf8");
-    expect(text.endsWith("\n")).toBe(true); // no torn last line
-    return text
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as ExtractLine);
-}
 
 beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llama-vlm-extract-"));

@@ -9,6 +9,7 @@ import { validateClinical } from "../../lib/clinical.js";
 import { stopRenderWorker } from "../../lib/documents/pdf.js";
 import { writePdf } from "../../lib/documents/pdf-writer.js";
 import { loadModel } from "../../lib/model.js";
+import { capture, parseLines } from "../helpers/cli.js";
 import { cachedModel, REPO_ROOT } from "../helpers/models.js";
 import {
     encryptedPdf,
@@ -25,27 +26,6 @@ let model: string;
 let projector: string;
 let letter: string;
 let tiff: string;
-
-function capture() {
-    let out = "";
-    let err = "";
-    return {
-        io: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } },
-        get out() {
-            return out;
-        },
-        get err() {
-            return err;
-        },
-    };
-}
-
-function parseLines(text: string): ExtractLine[] {
-    return text
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as ExtractLine);
-}
 
 /**
  * Qwen2.5-VL's image tokens for a w × h image, as its projector preprocesses it (llama.cpp's smart resize): sides

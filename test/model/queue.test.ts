@@ -18,6 +18,7 @@ import { extractSettings } from "../../lib/extraction.js";
 import { jobIdOf } from "../../lib/queue/jobs.js";
 import { jobResults, queueStatus, submitJobs } from "../../lib/queue/producer.js";
 import { createWorker, type WorkerEvent } from "../../lib/queue/worker.js";
+import { capture, readLines } from "../helpers/cli.js";
 import { testImageFile } from "../helpers/images.js";
 import { cachedModel, REPO_ROOT } from "../helpers/models.js";
 import { encryptedPdf, threePagePdf } from "../helpers/pdf.js";
@@ -39,29 +40,6 @@ let images: string[];
 let reference: Map<string, ExtractLine>;
 const servers: RedisServer[] = [];
 const children: ChildProcess[] = [];
-
-function capture() {
-    let out = "";
-    let err = "";
-    return {
-        io: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } },
-        get out() {
-            return out;
-        },
-        get err() {
-            return err;
-        },
-    };
-}
-
-function readLines(file: string): ExtractLine[] {
-    const text = fs.readFileSync(file, "utf8");
-    expect(text.endsWith("\n")).toBe(true);
-    return text
-        .split("\n")
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as ExtractLine);
-}
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
     const c = capture();
