@@ -10,7 +10,8 @@
  * - image prefill: the image embeddings decoded into the KV cache (llama-mtmd-cli: the sum of mtmd-helper's
  *   "image decoded (batch i/n) in" lines; llama-vlm: `timings.imagePrefillMs`), `imageTokens` tokens.
  * - text prefill: the prompt's text tokens (chat template included, the same template on both sides). llama-mtmd-cli:
- *   llama.cpp's "prompt eval time" minus its image prefill; llama-vlm: `promptMs − imagePrefillMs`, which also holds
+ *   llama.cpp's "prompt eval time" minus its image prefill and its encode (llama.cpp's clock runs from the first text
+ *   chunk's decode to the first sampled token's sync, and llama-mtmd-cli encodes the image in between); llama-vlm: `promptMs − imagePrefillMs`, which also holds
  *   sampling the first token and the engine's own steps between prefill calls (overhead we add counts against us).
  * - generation: tokens per second over the decode steps after the first token. llama-mtmd-cli: llama.cpp's
  *   "eval time" (single-token decodes, compute only); llama-vlm: `(generatedTokens − 1) / generateMs`, wall time with
@@ -144,7 +145,9 @@ export function parseMtmdCliLog(log: string, imageTokens: number): Omit<PhaseFig
         imageTokens,
         imagePrefillMs,
         textTokens: promptTokens - imageTokens,
-        textPrefillMs: promptMs - imagePrefillMs,
+        // llama.cpp's prompt clock runs from the first decode after a sync to the next sync (the first token's logits):
+        // llama-mtmd-cli encodes the image between the first text chunk's decode and that sync, so the encode is in it.
+        textPrefillMs: Math.max(0, promptMs - imagePrefillMs - encodeMs),
         generateSteps: evalRuns,
         generateMs: evalMs,
     };
