@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -6,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExtractLine } from "../../lib/cli/extract.js";
 import { runCli } from "../../lib/cli/main.js";
 import { validateClinical } from "../../lib/clinical.js";
-import { capture, readLines } from "../helpers/cli.js";
+import { capture, interruptAfterLines, readLines } from "../helpers/cli.js";
 import { testImageFile } from "../helpers/images.js";
 import { cachedModel, REPO_ROOT } from "../helpers/models.js";
 
@@ -37,7 +36,6 @@ describe("llama-vlm extract", () => {
     it("survives Ctrl-C midway: a rerun completes exactly the missing images, no duplicates", async () => {
         const out = path.join(tmp, "run.jsonl");
         const args = [
-            path.join(REPO_ROOT, "dist", "cli", "main.js"),
             "extract",
             path.join(tmp, "scans"),
             "-m",
@@ -54,18 +52,9 @@ describe("llama-vlm extract", () => {
             out,
             "--quiet",
         ];
-        const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-        let stderr = "";
-        child.stderr.on("data", (d) => (stderr += d));
-        const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
         // Interrupt once a few images are written.
-        const deadline = Date.now() + 120_000;
-        while (Date.now() < deadline) {
-            if (fs.existsSync(out) && fs.readFileSync(out, "utf8").split("\n").filter(Boolean).length >= 3) break;
-            await new Promise((r) => setTimeout(r, 20));
-        }
-        child.kill("SIGINT");
-        expect(await exited, stderr).toBe(130);
+        const { code: interrupted, stderr } = await interruptAfterLines(args, out, 3);
+        expect(interrupted, stderr).toBe(130);
         const first = readLines(out);
         expect(first.length).toBeGreaterThanOrEqual(3);
         expect(first.length).toBeLessThan(12);

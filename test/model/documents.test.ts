@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,7 +8,7 @@ import { validateClinical } from "../../lib/clinical.js";
 import { stopRenderWorker } from "../../lib/documents/pdf.js";
 import { writePdf } from "../../lib/documents/pdf-writer.js";
 import { loadModel } from "../../lib/model.js";
-import { capture, parseLines } from "../helpers/cli.js";
+import { capture, interruptAfterLines, parseLines } from "../helpers/cli.js";
 import { cachedModel, REPO_ROOT } from "../helpers/models.js";
 import {
     encryptedPdf,
@@ -158,19 +157,7 @@ describe("extract on documents", () => {
         fs.writeFileSync(pdf, writePdf(Array.from({ length: 12 }, (_, i) => letterPage(i + 1))));
         const out = path.join(tmp, "pages.jsonl");
         const args = ["extract", pdf, ...common(), "--n-predict", "96", "--parallel", "2", "--out", out];
-        const child = spawn(process.execPath, [path.join(REPO_ROOT, "dist", "cli", "main.js"), ...args, "--quiet"], {
-            stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stderr = "";
-        child.stderr.on("data", (d) => (stderr += d));
-        const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-        const deadline = Date.now() + 120_000;
-        while (Date.now() < deadline) {
-            if (fs.existsSync(out) && fs.readFileSync(out, "utf8").split("\n").filter(Boolean).length >= 3) break;
-            await new Promise((r) => setTimeout(r, 20));
-        }
-        child.kill("SIGINT");
-        const code = await exited;
+        const { code, stderr } = await interruptAfterLines([...args, "--quiet"], out, 3);
         const first = parseLines(fs.readFileSync(out, "utf8"));
         expect(code, stderr).toBe(130);
         expect(first.length).toBeGreaterThanOrEqual(3);

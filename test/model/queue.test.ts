@@ -47,6 +47,25 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
     return { code, out: c.out, err: c.err };
 }
 
+/** What `extract` writes for `input` with SETTINGS_FLAGS: the reference the queue's results must equal. */
+async function extractReference(input: string, name: string): Promise<ExtractLine[]> {
+    const out = path.join(tmp, name);
+    const r = await cli([
+        "extract",
+        input,
+        "-m",
+        model,
+        "--projector",
+        projector,
+        ...SETTINGS_FLAGS,
+        "--out",
+        out,
+        "--quiet",
+    ]);
+    expect(r.code, r.err).toBe(0);
+    return readLines(out);
+}
+
 interface WorkerProcess {
     readonly name: string;
     readonly proc: ChildProcess;
@@ -149,21 +168,7 @@ beforeAll(async () => {
         fs.copyFileSync(src, dst);
         images.push(dst);
     }
-    const refOut = path.join(tmp, "extract.jsonl");
-    const r = await cli([
-        "extract",
-        scans,
-        "-m",
-        model,
-        "--projector",
-        projector,
-        ...SETTINGS_FLAGS,
-        "--out",
-        refOut,
-        "--quiet",
-    ]);
-    expect(r.code, r.err).toBe(0);
-    reference = new Map(readLines(refOut).map((l) => [l.file, l]));
+    reference = new Map((await extractReference(scans, "extract.jsonl")).map((l) => [l.file, l]));
     expect(reference.size).toBe(IMAGES);
     // The tiny model's text differs between images: a mix-up of results would show.
     expect(new Set([...reference.values()].map((l) => l.text)).size).toBeGreaterThan(IMAGES / 4);
@@ -574,21 +579,7 @@ describe("llama-vlm queue and worker on a real Redis", () => {
         fs.mkdirSync(docs);
         const letter = path.join(docs, "letter.pdf");
         fs.writeFileSync(letter, threePagePdf());
-        const refOut = path.join(tmp, "docs-extract.jsonl");
-        const ref = await cli([
-            "extract",
-            letter,
-            "-m",
-            model,
-            "--projector",
-            projector,
-            ...SETTINGS_FLAGS,
-            "--out",
-            refOut,
-            "--quiet",
-        ]);
-        expect(ref.code, ref.err).toBe(0);
-        const refLines = readLines(refOut);
+        const refLines = await extractReference(letter, "docs-extract.jsonl");
         expect(refLines.map((l) => l.page)).toEqual([1, 2, 3]);
 
         const locked = path.join(docs, "locked.pdf");
