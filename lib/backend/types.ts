@@ -113,6 +113,7 @@ export interface NativeContextParams {
     flashAttention: number;
     typeK: number;
     typeV: number;
+    warmup: boolean;
 }
 
 /** @internal */

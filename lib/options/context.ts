@@ -4,7 +4,7 @@
  * @internal
  */
 import { INT32_MAX, invalid, MAX_THREADS } from "../validate.js";
-import { alias, integer, keysOf, type OptionsOf, oneOf, special } from "./table.js";
+import { alias, boolean, integer, keysOf, type OptionsOf, oneOf, special } from "./table.js";
 
 /** KV cache element types. */
 export type KvCacheType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_1" | "iq4_nl" | "q5_0" | "q5_1";
@@ -78,6 +78,12 @@ export const CONTEXT_OPTIONS = {
     }),
     /** KV cache type for K and V. Default "f16". */
     kvCacheType: oneOf(Object.keys(KV_TYPES) as KvCacheType[], { default: "f16" }),
+    /**
+     * One decode of two tokens when the context is created, then an empty cache, as llama.cpp's tools do at load
+     * (their `--no-warmup` is `warmup: false`): the first request then does not pay for first use of the compute
+     * buffers. Default true.
+     */
+    warmup: boolean({ default: true }),
 };
 
 export interface ContextOptions extends OptionsOf<typeof CONTEXT_OPTIONS> {}

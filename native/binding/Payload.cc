@@ -107,6 +107,7 @@ EngineParams ReadEngineParams(const Napi::Object &p) {
     params.flashAttention = I32(p, "flashAttention");
     params.typeK = I32(p, "typeK");
     params.typeV = I32(p, "typeV");
+    params.warmup = Bool(p, "warmup");
     return params;
 }
 

@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <exception>
 #include <stdexcept>
+#if defined(__linux__)
+#include <pthread.h>
+#endif
 
 #include "Log.h"
 
@@ -36,6 +39,16 @@ void DescribeException(std::exception_ptr error, ErrorCode &code, std::string &m
         code = ErrorCode::NativeError;
         message = "llama.cpp failed with an exception that is not a std::exception";
     }
+}
+
+// Names the calling thread (Linux: shown by top -H and /proc/<pid>/task/*/comm; threads it starts, ggml's OpenMP
+// workers included, inherit the name).
+void NameThread(const char *name) {
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), name);
+#else
+    (void)name;
+#endif
 }
 
 // Owns a llama_batch: freed on every way out of the scope that made it.
@@ -175,6 +188,7 @@ Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams 
     nCtxSeq_ = llama_n_ctx_seq(ctx);
     nBatch_ = llama_n_batch(ctx);
     parallel_ = params.parallel;
+    if (params.warmup) Warmup();
     {
         // Registered when the first engine exists, after the static state of llama.cpp, ggml and the
         // OpenMP runtime that a context brings up, so that it runs before their destructors.
@@ -340,42 +354,108 @@ void Engine::Prepare(Request &req) {
         }
         todo.push_back(i);
     }
+    if (todo.empty()) return;
     // Encode as llama-mtmd-cli does: consecutive media chunks together in one mtmd batch where the projector
     // allows it (one pass for encoders that support batching), each run of them split by text.
-    for (size_t t = 0; t < todo.size();) {
-        if (req.cancelled.load() || stopping_.load()) return;
-        const auto t0 = Clock::now();
-        size_t u = t;
-        {
-            std::lock_guard<std::mutex> lock(projector_->encodeMutex);
-            mtmd::batch_ptr batch(mtmd_batch_init(projector_->ctx.get()));
-            TakeLastError();
-            if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[t]]) != 0) {
-                std::string why = TakeLastError();
-                throw VlmError(ErrorCode::NativeError,
-                               "the vision encoder rejected an image" + (why.empty() ? "" : ": " + why));
+    RunEncode([&] {
+        for (size_t t = 0; t < todo.size();) {
+            if (req.cancelled.load() || stopping_.load()) return;
+            const auto t0 = Clock::now();
+            size_t u = t;
+            {
+                std::lock_guard<std::mutex> lock(projector_->encodeMutex);
+                mtmd::batch_ptr batch(mtmd_batch_init(projector_->ctx.get()));
+                TakeLastError();
+                if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[t]]) != 0) {
+                    std::string why = TakeLastError();
+                    throw VlmError(ErrorCode::NativeError,
+                                   "the vision encoder rejected an image" + (why.empty() ? "" : ": " + why));
+                }
+                for (u = t + 1; u < todo.size() && todo[u] == todo[u - 1] + 1; ++u) {
+                    if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[u]]) != 0) break;
+                }
+                if (mtmd_batch_encode(batch.get()) != 0) {
+                    std::string why = TakeLastError();
+                    throw VlmError(ErrorCode::NativeError,
+                                   "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
+                }
+                for (size_t v = t; v < u; ++v) {
+                    const mtmd_input_chunk *chunk = req.chunks[todo[v]];
+                    const float *out = mtmd_batch_get_output_embd(batch.get(), chunk);
+                    if (out == nullptr)
+                        throw VlmError(ErrorCode::NativeError, "the vision encoder returned no embeddings");
+                    auto embd =
+                        std::make_shared<std::vector<float>>(out, out + mtmd_input_chunk_get_n_tokens(chunk) * nEmbd);
+                    if (!keys[todo[v]].empty()) projector_->cache->Put(keys[todo[v]], embd);
+                    req.embeddings[todo[v]] = std::move(embd);
+                }
             }
-            for (u = t + 1; u < todo.size() && todo[u] == todo[u - 1] + 1; ++u) {
-                if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[u]]) != 0) break;
-            }
-            if (mtmd_batch_encode(batch.get()) != 0) {
-                std::string why = TakeLastError();
-                throw VlmError(ErrorCode::NativeError,
-                               "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
-            }
-            for (size_t v = t; v < u; ++v) {
-                const mtmd_input_chunk *chunk = req.chunks[todo[v]];
-                const float *out = mtmd_batch_get_output_embd(batch.get(), chunk);
-                if (out == nullptr) throw VlmError(ErrorCode::NativeError, "the vision encoder returned no embeddings");
-                auto embd =
-                    std::make_shared<std::vector<float>>(out, out + mtmd_input_chunk_get_n_tokens(chunk) * nEmbd);
-                if (!keys[todo[v]].empty()) projector_->cache->Put(keys[todo[v]], embd);
-                req.embeddings[todo[v]] = std::move(embd);
-            }
+            req.imageEncodeMs += MsSince(t0);
+            t = u;
         }
-        req.imageEncodeMs += MsSince(t0);
-        t = u;
+    });
+}
+
+void Engine::RunEncode(const std::function<void()> &work) {
+    std::exception_ptr error;
+    const std::function<void()> job = [&] {
+        try {
+            work();
+        } catch (...) {
+            error = std::current_exception();
+        }
+    };
+    bool handed = false;
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        // The decode thread is idle (every slot free, nothing prepared) and stays so until this request is ready:
+        // only this thread fills ready_. It runs the job before it looks at stopping_, so this wait ends.
+        if (decoderIdle_ && ready_.empty() && !stopping_.load()) {
+            handed = true;
+            encodeJob_ = &job;
+            encodeJobDone_ = false;
+            wakeDecoder_.notify_one();
+            encodeDone_.wait(lock, [&] { return encodeJobDone_; });
+            encodeJob_ = nullptr;
+        }
     }
+    if (!handed) {
+        std::thread([&] {
+            NameThread("vlm-encode-job");
+            job();
+        }).join();
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+// As llama.cpp's tools do at load (common_init_from_params): one decode of BOS and EOS, then an empty cache, so that
+// the first request does not pay for first use (compute buffers touched, graph allocation). On a thread of its own,
+// whose ggml thread team ends with it (Engine.h).
+void Engine::Warmup() {
+    std::exception_ptr error;
+    std::thread([&] {
+        NameThread("vlm-warmup");
+        try {
+            std::vector<llama_token> tokens;
+            for (llama_token t : {llama_vocab_bos(vocab_), llama_vocab_eos(vocab_)}) {
+                if (t != LLAMA_TOKEN_NULL) tokens.push_back(t);
+            }
+            if (tokens.empty()) tokens.push_back(0);
+            OwnedBatch owned(static_cast<int32_t>(tokens.size()));
+            for (size_t i = 0; i < tokens.size(); ++i) {
+                BatchAdd(owned.batch, tokens[i], static_cast<llama_pos>(i), 0, i + 1 == tokens.size());
+            }
+            const int32_t rc = llama_decode(ctx_.get(), owned.batch);
+            llama_memory_clear(llama_get_memory(ctx_.get()), true);
+            llama_synchronize(ctx_.get());
+            if (rc != 0) {
+                throw VlmError(ErrorCode::NativeError, "the warm-up decode failed (" + std::to_string(rc) + ")");
+            }
+        } catch (...) {
+            error = std::current_exception();
+        }
+    }).join();
+    if (error) std::rethrow_exception(error);
 }
 
 void Engine::MaybeThrowTestFault(ThrowAt stage) {
@@ -389,6 +469,7 @@ void Engine::MaybeThrowTestFault(ThrowAt stage) {
 }
 
 void Engine::RunEncoder() {
+    NameThread("vlm-encode");
     while (true) {
         std::shared_ptr<Request> req;
         {
@@ -551,6 +632,7 @@ void Engine::Free(Slot &slot) {
 }
 
 void Engine::RunDecoder() {
+    NameThread("vlm-decode");
     OwnedBatch owned(static_cast<int32_t>(nBatch_));
     llama_batch &batch = owned.batch;
     std::vector<Event> events;
@@ -560,9 +642,22 @@ void Engine::RunDecoder() {
             const bool wasIdle = std::all_of(slots_.begin(), slots_.end(),
                                              [](const auto &slot) { return slot->state == Slot::State::Idle; });
             wakeDecoder_.wait(lock, [&] {
-                if (stopping_.load()) return true;
-                return Admit();
+                if (stopping_.load() || (encodeJob_ != nullptr && !encodeJobDone_)) return true;
+                const bool busy = Admit();
+                decoderIdle_ = !busy;
+                return busy;
             });
+            decoderIdle_ = false;
+            if (encodeJob_ != nullptr && !encodeJobDone_) {
+                // An image encode the encoder stage handed over while this thread was idle (RunEncode).
+                const std::function<void()> *job = encodeJob_;
+                lock.unlock();
+                (*job)();
+                lock.lock();
+                encodeJobDone_ = true;
+                encodeDone_.notify_all();
+                continue;
+            }
             if (stopping_.load()) break;
             if (wasIdle) {
                 // Requests submitted together (one JS tick) reach the engine microseconds apart. Waiting a

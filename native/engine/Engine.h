@@ -10,6 +10,12 @@
 //   frees its sequence and the next prepared request takes it (continuous batching).
 // So image encoding overlaps decoding, and a request's image is usually ready when its slot frees.
 //
+// Where the ggml (OpenMP) threads run: every OS thread that runs ggml work keeps a team of worker threads, and
+// once the process has more of them than cores, libgomp makes every team's barriers sleep after a few spins
+// instead of spinning (tens of thousands of context switches a request, 10–20 % slower steps). So only the decode
+// thread keeps a team: an image is encoded on the decode thread when it is idle (nothing to interleave with), and
+// otherwise on a short-lived thread whose team ends with it; the warm-up decode at creation runs on one too.
+//
 // The engine finishes every request itself (Finish.h): EOS, a stop string, maxTokens (0: in the encoder stage,
 // before it takes a slot), a full sequence, an abort — each on the step that decided it, freeing the slot at once.
 //
@@ -106,6 +112,7 @@ struct EngineParams {
     int32_t flashAttention = -1;
     int32_t typeK = 1;  // ggml_type, F16
     int32_t typeV = 1;
+    bool warmup = true;  // one decode at creation, as llama.cpp's tools do (Engine::Warmup)
 };
 
 class Engine {
@@ -142,6 +149,8 @@ class Engine {
 
     void RunEncoder();
     void Prepare(Request &request);
+    void Warmup();
+    void RunEncode(const std::function<void()> &work);
     void RunDecoder();
     bool Admit();
     void Prefill(Slot &slot, llama_batch &batch, int32_t &budget);
@@ -171,6 +180,11 @@ class Engine {
     std::deque<std::shared_ptr<Request>> ready_;     // prepared, waiting for a slot
     uint32_t parallel_ = 1;
     std::unordered_map<uint64_t, std::shared_ptr<Request>> live_;
+    // An image encode handed to the idle decode thread (RunEncode); guarded by mutex_.
+    const std::function<void()> *encodeJob_ = nullptr;
+    bool encodeJobDone_ = false;
+    bool decoderIdle_ = false;  // the decode thread waits with every slot free
+    std::condition_variable encodeDone_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> abortBeforeDecode_{false};
     std::atomic<int> throwAt_{0};

@@ -10,6 +10,7 @@ import {
     type Model,
 } from "../../lib/index.js";
 import { testImages, tinyPair } from "../helpers/fixtures.js";
+import { testImageRaw } from "../helpers/images.js";
 
 /** A full collection before RSS is read (vitest.config.ts runs the tests with --expose-gc). */
 function collectGarbage(): void {
@@ -212,5 +213,82 @@ describe("batched decoding", () => {
         // reuse, so RSS grows by design; leaks are LeakSanitizer's job there.
         if (!process.env.LD_PRELOAD?.includes("libasan"))
             expect(rssEnd / rssAfter100, `RSS after 100: ${rssAfter100}, after 200: ${rssEnd}`).toBeLessThan(1.1);
+    });
+});
+
+/** How many threads of this process carry each name (/proc/self/task/<tid>/comm). */
+function threadsByName(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const tid of fs.readdirSync("/proc/self/task")) {
+        try {
+            const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
+            counts.set(name, (counts.get(name) ?? 0) + 1);
+        } catch {
+            // the thread ended while we listed them
+        }
+    }
+    return counts;
+}
+
+function delta(before: Map<string, number>, after: Map<string, number>, name: string): number {
+    return (after.get(name) ?? 0) - (before.get(name) ?? 0);
+}
+
+describe("engine threads", () => {
+    // Thread names are read from /proc. ggml's OpenMP workers inherit the name of the thread that started them.
+    it.runIf(process.platform === "linux")(
+        "only the decode thread keeps ggml worker threads: image encodes, on an idle engine or overlapping decoding, leave none behind",
+        async () => {
+            // Images no earlier test encoded, so that every request runs the vision encoder (no cache hit).
+            const fresh = [0, 1, 2, 3].map((k) => testImageRaw("blocks", { width: 224, height: 224, seed: 7100 + k }));
+            const before = threadsByName();
+            const ctx = await model.createContext({ contextSize: 1024, parallel: 2, threads: 2 });
+            try {
+                expect(delta(before, threadsByName(), "vlm-warmup"), "the warm-up thread has ended").toBe(0);
+                // The first request meets an idle engine (its encode runs on the decode thread); the others are
+                // encoded while earlier ones decode (each on a short-lived thread).
+                const results = await Promise.all(
+                    fresh.map((image, k) =>
+                        ctx.complete({
+                            messages: [{ role: "user", content: [{ image }, `Describe ${k}.`] }],
+                            temperature: 0,
+                            maxTokens: 24,
+                        }),
+                    ),
+                );
+                expect(results.map((r) => r.timings.imageCacheHits)).toEqual([0, 0, 0, 0]);
+                expect(results.every((r) => r.timings.imageTokens > 0 && r.timings.imageEncodeMs > 0)).toBe(true);
+                const after = threadsByName();
+                expect(
+                    delta(before, after, "vlm-encode"),
+                    "the encoder stage's thread, with no workers of its own",
+                ).toBe(1);
+                expect(delta(before, after, "vlm-decode"), "the decode thread and one ggml worker (threads: 2)").toBe(
+                    2,
+                );
+                expect(delta(before, after, "vlm-encode-job")).toBe(0);
+            } finally {
+                await ctx.dispose();
+            }
+        },
+    );
+
+    it("warmup: false gives the same tokens as the default warm-up decode", async () => {
+        const request: CompletionRequest = {
+            messages: [{ role: "user", content: [{ image: images[0]! }, "Describe."] }],
+            temperature: 0,
+            maxTokens: 16,
+        };
+        const outputs: number[][] = [];
+        for (const warmup of [true, false]) {
+            const ctx = await model.createContext({ contextSize: 1024, warmup });
+            try {
+                outputs.push((await ctx.complete(request)).tokens);
+            } finally {
+                await ctx.dispose();
+            }
+        }
+        expect(outputs[0]!.length).toBe(16);
+        expect(outputs[1]).toEqual(outputs[0]);
     });
 });

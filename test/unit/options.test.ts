@@ -225,6 +225,7 @@ describe("the other option groups are derived from their tables", () => {
             "threadsBatch",
             "flashAttention",
             "kvCacheType",
+            "warmup",
         ]);
     });
 
@@ -259,6 +260,7 @@ describe("the other option groups are derived from their tables", () => {
             threadsBatch: 6,
             flashAttention: "auto",
             kvCacheType: "f16",
+            warmup: true,
         });
         expect(resolve(CONTEXT_OPTIONS, { threads: 3, nCtx: 64, flashAttention: null })).toMatchObject({
             contextSize: 64,
