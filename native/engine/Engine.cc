@@ -139,6 +139,7 @@ struct Engine::Slot {
     int32_t batchIndex = -1;
     int32_t nGenerated = 0;
     Timings timings;
+    double encodeInSlotMs = 0;  // images this thread encoded during the prefill: not prompt time
     Clock::time_point started;
     Clock::time_point firstToken;
 
@@ -154,6 +155,7 @@ struct Engine::Slot {
         last = -1;
         batchIndex = -1;
         nGenerated = 0;
+        encodeInSlotMs = 0;
         timings = Timings();
     }
 };
@@ -328,25 +330,24 @@ void Engine::Prepare(Request &req) {
     // Nothing to generate: the request ends in the encoder stage (RunEncoder), and its images need no encoding.
     if (!projector_ || req.maxTokens == 0) return;
 
-    const size_t nEmbd = static_cast<size_t>(llama_model_n_embd_inp(model_.get()));
     const size_t n = req.chunks.size();
     req.embeddings.resize(n);
     auto isMedia = [&](size_t i) { return mtmd_input_chunk_get_type(req.chunks[i]) != MTMD_INPUT_CHUNK_TYPE_TEXT; };
     // Cache keys: the image's content hash, plus which of that image's chunks this is (an image can become
     // several chunks, e.g. tiles) and its token count.
-    std::vector<std::string> keys(n);
+    req.cacheKeys.assign(n, std::string());
     std::unordered_map<std::string, int> seen;
     for (size_t i = 0; i < n; ++i) {
         const char *id = isMedia(i) ? mtmd_input_chunk_get_id(req.chunks[i]) : nullptr;
         if (id == nullptr || *id == '\0') continue;
-        keys[i] = std::string(id) + "#" + std::to_string(seen[id]++) + ":" +
-                  std::to_string(mtmd_input_chunk_get_n_tokens(req.chunks[i]));
+        req.cacheKeys[i] = std::string(id) + "#" + std::to_string(seen[id]++) + ":" +
+                           std::to_string(mtmd_input_chunk_get_n_tokens(req.chunks[i]));
     }
     std::vector<size_t> todo;
     for (size_t i = 0; i < n; ++i) {
         if (!isMedia(i)) continue;
-        if (!keys[i].empty()) {
-            if (Embeddings hit = projector_->cache->Get(keys[i])) {
+        if (!req.cacheKeys[i].empty()) {
+            if (Embeddings hit = projector_->cache->Get(req.cacheKeys[i])) {
                 req.embeddings[i] = std::move(hit);
                 ++req.imageCacheHits;
                 continue;
@@ -355,77 +356,67 @@ void Engine::Prepare(Request &req) {
         todo.push_back(i);
     }
     if (todo.empty()) return;
-    // Encode as llama-mtmd-cli does: consecutive media chunks together in one mtmd batch where the projector
-    // allows it (one pass for encoders that support batching), each run of them split by text.
-    RunEncode([&] {
-        for (size_t t = 0; t < todo.size();) {
-            if (req.cancelled.load() || stopping_.load()) return;
-            const auto t0 = Clock::now();
-            size_t u = t;
-            {
-                std::lock_guard<std::mutex> lock(projector_->encodeMutex);
-                mtmd::batch_ptr batch(mtmd_batch_init(projector_->ctx.get()));
-                TakeLastError();
-                if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[t]]) != 0) {
-                    std::string why = TakeLastError();
-                    throw VlmError(ErrorCode::NativeError,
-                                   "the vision encoder rejected an image" + (why.empty() ? "" : ": " + why));
-                }
-                for (u = t + 1; u < todo.size() && todo[u] == todo[u - 1] + 1; ++u) {
-                    if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[u]]) != 0) break;
-                }
-                if (mtmd_batch_encode(batch.get()) != 0) {
-                    std::string why = TakeLastError();
-                    throw VlmError(ErrorCode::NativeError,
-                                   "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
-                }
-                for (size_t v = t; v < u; ++v) {
-                    const mtmd_input_chunk *chunk = req.chunks[todo[v]];
-                    const float *out = mtmd_batch_get_output_embd(batch.get(), chunk);
-                    if (out == nullptr)
-                        throw VlmError(ErrorCode::NativeError, "the vision encoder returned no embeddings");
-                    auto embd =
-                        std::make_shared<std::vector<float>>(out, out + mtmd_input_chunk_get_n_tokens(chunk) * nEmbd);
-                    if (!keys[todo[v]].empty()) projector_->cache->Put(keys[todo[v]], embd);
-                    req.embeddings[todo[v]] = std::move(embd);
-                }
-            }
-            req.imageEncodeMs += MsSince(t0);
-            t = u;
-        }
-    });
-}
-
-void Engine::RunEncode(const std::function<void()> &work) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        // The decode thread is idle (every slot free, nothing prepared), and stays so until this request is ready:
+        // only this thread fills ready_. It encodes the images itself when the request's prefill reaches them
+        // (Prefill), so no second ggml thread team runs, and the text before an image is decoded before the image
+        // is encoded, as llama-mtmd-cli does.
+        if (decoderIdle_ && ready_.empty()) return;
+    }
+    // The decode thread is busy: encode here, overlapping it, on a thread whose ggml team ends with it (Engine.h).
     std::exception_ptr error;
-    const std::function<void()> job = [&] {
+    std::thread([&] {
+        NameThread("vlm-encode-job");
         try {
-            work();
+            EncodeChunks(req, todo);
         } catch (...) {
             error = std::current_exception();
         }
-    };
-    bool handed = false;
-    {
-        std::unique_lock<std::mutex> lock(mutex_);
-        // The decode thread is idle (every slot free, nothing prepared) and stays so until this request is ready:
-        // only this thread fills ready_. It runs the job before it looks at stopping_, so this wait ends.
-        if (decoderIdle_ && ready_.empty() && !stopping_.load()) {
-            handed = true;
-            encodeJob_ = &job;
-            encodeJobDone_ = false;
-            wakeDecoder_.notify_one();
-            encodeDone_.wait(lock, [&] { return encodeJobDone_; });
-            encodeJob_ = nullptr;
-        }
-    }
-    if (!handed) {
-        std::thread([&] {
-            NameThread("vlm-encode-job");
-            job();
-        }).join();
-    }
+    }).join();
     if (error) std::rethrow_exception(error);
+}
+
+// Encodes the media chunks `todo` (ascending indices) of a request into req.embeddings and the projector's cache.
+// Returns early, leaving some unencoded, if the request is cancelled or the engine stops.
+void Engine::EncodeChunks(Request &req, const std::vector<size_t> &todo) {
+    const size_t nEmbd = static_cast<size_t>(llama_model_n_embd_inp(model_.get()));
+    // Encode as llama-mtmd-cli does: consecutive media chunks together in one mtmd batch where the projector
+    // allows it (one pass for encoders that support batching), each run of them split by text.
+    for (size_t t = 0; t < todo.size();) {
+        if (req.cancelled.load() || stopping_.load()) return;
+        const auto t0 = Clock::now();
+        size_t u = t;
+        {
+            std::lock_guard<std::mutex> lock(projector_->encodeMutex);
+            mtmd::batch_ptr batch(mtmd_batch_init(projector_->ctx.get()));
+            TakeLastError();
+            if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[t]]) != 0) {
+                std::string why = TakeLastError();
+                throw VlmError(ErrorCode::NativeError,
+                               "the vision encoder rejected an image" + (why.empty() ? "" : ": " + why));
+            }
+            for (u = t + 1; u < todo.size() && todo[u] == todo[u - 1] + 1; ++u) {
+                if (mtmd_batch_add_chunk(batch.get(), req.chunks[todo[u]]) != 0) break;
+            }
+            if (mtmd_batch_encode(batch.get()) != 0) {
+                std::string why = TakeLastError();
+                throw VlmError(ErrorCode::NativeError,
+                               "the vision encoder failed on an image" + (why.empty() ? "" : ": " + why));
+            }
+            for (size_t v = t; v < u; ++v) {
+                const mtmd_input_chunk *chunk = req.chunks[todo[v]];
+                const float *out = mtmd_batch_get_output_embd(batch.get(), chunk);
+                if (out == nullptr) throw VlmError(ErrorCode::NativeError, "the vision encoder returned no embeddings");
+                auto embd =
+                    std::make_shared<std::vector<float>>(out, out + mtmd_input_chunk_get_n_tokens(chunk) * nEmbd);
+                if (!req.cacheKeys[todo[v]].empty()) projector_->cache->Put(req.cacheKeys[todo[v]], embd);
+                req.embeddings[todo[v]] = std::move(embd);
+            }
+        }
+        req.imageEncodeMs += MsSince(t0);
+        t = u;
+    }
 }
 
 // As llama.cpp's tools do at load (common_init_from_params): one decode of BOS and EOS, then an empty cache, so that
@@ -582,6 +573,22 @@ void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget) {
         } else {
             // Image embeddings decode in their own llama_decode calls, after this slot's text in the batch.
             if (added) return;
+            if (!req.embeddings[slot.chunkIndex]) {
+                // Left for this thread by the encoder stage (Prepare): encode this image, and the media chunks
+                // right after it, now.
+                std::vector<size_t> todo;
+                for (size_t i = slot.chunkIndex; i < nChunks && !req.embeddings[i] &&
+                                                 mtmd_input_chunk_get_type(req.chunks[i]) != MTMD_INPUT_CHUNK_TYPE_TEXT;
+                     ++i) {
+                    todo.push_back(i);
+                }
+                const double before = req.imageEncodeMs;
+                EncodeChunks(req, todo);
+                slot.timings.imageEncodeMs += req.imageEncodeMs - before;
+                slot.encodeInSlotMs += req.imageEncodeMs - before;
+                if (stopping_.load()) throw VlmError(ErrorCode::Disposed, "the context was disposed");
+                if (!req.embeddings[slot.chunkIndex]) return;  // cancelled: the next step finishes it
+            }
             const Embeddings &embd = req.embeddings[slot.chunkIndex];
             llama_pos newPast = slot.nPast;
             const auto t0 = Clock::now();
@@ -642,22 +649,12 @@ void Engine::RunDecoder() {
             const bool wasIdle = std::all_of(slots_.begin(), slots_.end(),
                                              [](const auto &slot) { return slot->state == Slot::State::Idle; });
             wakeDecoder_.wait(lock, [&] {
-                if (stopping_.load() || (encodeJob_ != nullptr && !encodeJobDone_)) return true;
+                if (stopping_.load()) return true;
                 const bool busy = Admit();
-                decoderIdle_ = !busy;
+                decoderIdle_ = !busy;  // read by the encoder stage (Prepare)
                 return busy;
             });
             decoderIdle_ = false;
-            if (encodeJob_ != nullptr && !encodeJobDone_) {
-                // An image encode the encoder stage handed over while this thread was idle (RunEncode).
-                const std::function<void()> *job = encodeJob_;
-                lock.unlock();
-                (*job)();
-                lock.lock();
-                encodeJobDone_ = true;
-                encodeDone_.notify_all();
-                continue;
-            }
             if (stopping_.load()) break;
             if (wasIdle) {
                 // Requests submitted together (one JS tick) reach the engine microseconds apart. Waiting a
@@ -743,7 +740,7 @@ void Engine::RunDecoder() {
             }
             if (first) {
                 slot.state = Slot::State::Generate;
-                slot.timings.promptMs = MsSince(slot.started);
+                slot.timings.promptMs = MsSince(slot.started) - slot.encodeInSlotMs;
                 slot.firstToken = Clock::now();
             }
             if (llama_vocab_is_eog(vocab_, token)) {

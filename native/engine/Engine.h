@@ -13,8 +13,10 @@
 // Where the ggml (OpenMP) threads run: every OS thread that runs ggml work keeps a team of worker threads, and
 // once the process has more of them than cores, libgomp makes every team's barriers sleep after a few spins
 // instead of spinning (tens of thousands of context switches a request, 10–20 % slower steps). So only the decode
-// thread keeps a team: an image is encoded on the decode thread when it is idle (nothing to interleave with), and
-// otherwise on a short-lived thread whose team ends with it; the warm-up decode at creation runs on one too.
+// thread keeps a team: when it is idle, the encoder stage leaves a request's images to it, and it encodes each when
+// the request's prefill reaches it (the text before an image decoded first, as llama-mtmd-cli does); when it is
+// busy, the encoder stage encodes on a short-lived thread whose team ends with it. The warm-up decode at creation
+// runs on one too.
 //
 // The engine finishes every request itself (Finish.h): EOS, a stop string, maxTokens (0: in the encoder stage,
 // before it takes a slot), a full sequence, an abort — each on the step that decided it, freeing the slot at once.
@@ -59,7 +61,8 @@ struct Request {
     // Filled by the encoder stage:
     mtmd::input_chunks chunks;           // with a projector
     std::vector<llama_token> textOnly;   // without one
-    std::vector<Embeddings> embeddings;  // per chunk; set for image chunks
+    std::vector<Embeddings> embeddings;  // per chunk; set for image chunks (by the decoder if left for it)
+    std::vector<std::string> cacheKeys;  // per chunk: the image cache's key, empty for text
     int32_t promptTokens = 0;
     int32_t imageTokens = 0;
     int32_t imageCacheHits = 0;
@@ -150,7 +153,7 @@ class Engine {
     void RunEncoder();
     void Prepare(Request &request);
     void Warmup();
-    void RunEncode(const std::function<void()> &work);
+    void EncodeChunks(Request &request, const std::vector<size_t> &todo);
     void RunDecoder();
     bool Admit();
     void Prefill(Slot &slot, llama_batch &batch, int32_t &budget);
@@ -180,11 +183,7 @@ class Engine {
     std::deque<std::shared_ptr<Request>> ready_;     // prepared, waiting for a slot
     uint32_t parallel_ = 1;
     std::unordered_map<uint64_t, std::shared_ptr<Request>> live_;
-    // An image encode handed to the idle decode thread (RunEncode); guarded by mutex_.
-    const std::function<void()> *encodeJob_ = nullptr;
-    bool encodeJobDone_ = false;
-    bool decoderIdle_ = false;  // the decode thread waits with every slot free
-    std::condition_variable encodeDone_;
+    bool decoderIdle_ = false;  // the decode thread waits with every slot free; guarded by mutex_
     std::atomic<bool> stopping_{false};
     std::atomic<bool> abortBeforeDecode_{false};
     std::atomic<int> throwAt_{0};
