@@ -656,6 +656,7 @@ export const OPTION_CORPUS: Record<OptionScope, Record<string, OptionSpec>> = {
         stop: { valid: [], outOfRange: range(['[""]', [""]], ["[42]", [42]]) },
         stopStrings: { valid: [], outOfRange: range(['[""]', [""]], ["with stop too", ["a"], { stop: ["b"] }]) },
         nProbs: { valid: 0, outOfRange: numbers(-1, 1001) },
+        fastForward: { valid: false, outOfRange: range(["without a grammar", true]) },
         imageBudget: {
             valid: {},
             outOfRange: range(
