@@ -129,6 +129,7 @@ describe("grammar fast-forward", () => {
             expect(forced).toBeGreaterThan(generated / 4);
             expect(forced).toBeLessThan(generated);
         },
+        600_000,
     );
 
     it("parallel=4: fast-forward and plain requests together give what each gives alone", async () => {
@@ -147,7 +148,7 @@ describe("grammar fast-forward", () => {
             { prompt: "Two:", maxTokens: 24, temperature: 0, nProbs: 2 },
             { prompt: "Three:", jsonSchema: schema, temperature: 0, nProbs: 2 },
             { prompt: "Four:", grammar: LINES, fastForward: true, temperature: 0.7, seed: 3, nProbs: 2 },
-        ].map((r) => ({ maxTokens: 600, ...r }));
+        ].map((r) => ({ maxTokens: 600, logitBias: noWhiteSpace, ...r }));
         const alone: CompletionResult[] = [];
         for (const r of requests) alone.push(await ctx.complete(r));
         const together = await Promise.all(requests.map((r) => ctx.complete(r)));
@@ -155,5 +156,5 @@ describe("grammar fast-forward", () => {
             expect(sameOrNearTie(alone[i]!, r), `request ${i}: ${alone[i]!.text} / ${r.text}`).toBe(true);
             expect(r.timings.forcedTokens > 0, `request ${i}`).toBe(requests[i]!.fastForward === true);
         }
-    });
+    }, 300_000);
 });
