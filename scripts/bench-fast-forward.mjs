@@ -121,14 +121,14 @@ function llamaCpp(grammar) {
         { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "pipe"] },
     );
     if (r.status !== 0) throw new Error(`llama-completion failed (${r.status}): ${r.stderr.slice(-2000)}`);
-    const ms = (what) => {
-        const m = r.stderr.match(new RegExp(`${what} time =\\s*([0-9.]+) ms /\\s*([0-9]+) (?:runs|tokens)`));
-        if (!m) throw new Error(`no "${what} time" in llama-completion's output:\n${r.stderr.slice(-2000)}`);
-        return { ms: Number(m[1]), n: Number(m[2]) };
+    const grab = (re) => {
+        const m = r.stderr.match(re);
+        if (!m) throw new Error(`no ${re} in llama-completion's output:\n${r.stderr.slice(-2000)}`);
+        return m;
     };
-    const evalTime = ms(" eval");
-    const sampling = ms("sampling");
-    return { tokens: evalTime.n, ms: evalTime.ms + sampling.ms, text: r.stdout };
+    const evalTime = grab(/ eval time =\s*([0-9.]+) ms \/\s*([0-9]+) runs/);
+    const sampling = grab(/sampling time =\s*([0-9.]+) ms/);
+    return { tokens: Number(evalTime[2]), ms: Number(evalTime[1]) + Number(sampling[1]), text: r.stdout };
 }
 
 const model = await loadModel({ model: pair.model, gpuLayers });

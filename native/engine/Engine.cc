@@ -468,7 +468,6 @@ bool Engine::Admit() {
             slot->started = Clock::now();
             slot->sampler = std::move(slot->request->sampler);
             slot->forcer = std::move(slot->request->forcer);
-            if (slot->forcer && !pieces_) pieces_ = std::make_unique<TokenPieces>(vocab_);
             slot->stops = StopStrings(slot->request->stop);
             slot->timings.promptTokens = slot->request->promptTokens;
             slot->timings.imageTokens = slot->request->imageTokens;
@@ -602,6 +601,10 @@ void Engine::RunDecoder() {
         }
         events.clear();
         batch.n_tokens = 0;
+        // Built for the first fast-forward request (about 0.1 s for a 150k vocabulary), outside the lock that
+        // Submit and Cancel take.
+        if (!pieces_ && std::any_of(slots_.begin(), slots_.end(), [](const auto &s) { return s->forcer != nullptr; }))
+            pieces_ = std::make_unique<TokenPieces>(vocab_);
 
         for (auto &s : slots_) {
             Slot &slot = *s;
