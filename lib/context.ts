@@ -22,7 +22,13 @@ import {
     type TokenProbability,
 } from "./request/results.js";
 import { type CompletionStream, type StreamControl, streamFrom } from "./request/stream.js";
-import { resolveSampling, SAMPLING_ALIASES, SAMPLING_KEYS, type SamplingOptions } from "./sampling.js";
+import {
+    checkFastForward,
+    resolveSampling,
+    SAMPLING_ALIASES,
+    SAMPLING_KEYS,
+    type SamplingOptions,
+} from "./sampling.js";
 import { physicalCores } from "./system.js";
 import { checkKnownKeys, checkNumber, checkObject, checkString, INT32_MAX, invalid } from "./validate.js";
 
@@ -62,6 +68,16 @@ export interface CompletionRequest extends SamplingOptions {
      * candidates the sampler chain kept (grammar, logit bias, top-k/p… applied), renormalised. Default 0.
      */
     nProbs?: number;
+    /**
+     * Grammar fast-forward (needs `grammar` or `jsonSchema`): where the grammar leaves only one way on (a JSON key, a
+     * quote, the rest of an enum value), the engine tokenises that text and decodes its tokens together with the next
+     * step's instead of sampling them one by one. They count in `generatedTokens` and `maxTokens`, stop strings see
+     * them, penalties count them, and with `nProbs` each has itself with probability 1; `timings.forcedTokens` says
+     * how many there were. A token that is the only one the grammar allows is forced exactly as sampling would pick it;
+     * longer forced text is split as the tokenizer splits it, where sampling could have picked other boundaries.
+     * Default false.
+     */
+    fastForward?: boolean;
     /** Image size limits. */
     imageBudget?: ImageBudget;
     /** Cancels the request: a running one settles with stopReason "abort"; one not started yet rejects with ABORTED. */
@@ -87,6 +103,7 @@ export const REQUEST_KEYS: ReadonlySet<string> = new Set<string>([
     "stop",
     "stopStrings",
     "nProbs",
+    "fastForward",
     "imageBudget",
     "signal",
 ]);
@@ -237,6 +254,7 @@ export class Context {
             vocabSize: this.vocabSize,
             schemaToGrammar: (schema) => native.jsonSchemaToGrammar(schema),
         });
+        const fastForward = checkFastForward(r.fastForward, resolved);
         const budget = resolveBudget(r.imageBudget);
         const signal = r.signal;
         if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid("signal", "an AbortSignal", signal);
@@ -303,6 +321,7 @@ export class Context {
                         addSpecial: true,
                         maxTokens,
                         nProbs,
+                        fastForward,
                         stop: stops,
                         sampling: resolved,
                     });

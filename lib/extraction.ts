@@ -15,7 +15,7 @@ import { LlamaVlmError } from "./errors.js";
 import type { ImageBudget, ImageInput } from "./images.js";
 import type { Model } from "./model.js";
 import { loadNative } from "./native.js";
-import { resolveSampling, type SamplingOptions } from "./sampling.js";
+import { checkFastForward, resolveSampling, type SamplingOptions } from "./sampling.js";
 import { checkNumber, checkString, invalid } from "./validate.js";
 
 /** One result line of `extract --out` (and of `queue results`): an image's output or its error. */
@@ -59,6 +59,8 @@ export interface ExtractSettings {
     maxTokens: number;
     stop: string[];
     nProbs: number;
+    /** Grammar fast-forward (CompletionRequest `fastForward`): on by default with the clinical preset. */
+    fastForward: boolean;
     sampling: SamplingOptions;
 }
 
@@ -79,6 +81,7 @@ export function extractSettings(given: Partial<ExtractSettings> = {}): ExtractSe
         maxTokens: given.maxTokens ?? -1,
         stop: [...(given.stop ?? [])],
         nProbs: given.nProbs ?? 0,
+        fastForward: given.fastForward ?? clinical,
         sampling,
     };
 }
@@ -95,10 +98,11 @@ export function checkExtractSettings(settings: ExtractSettings): void {
     if (!Array.isArray(settings.stop)) throw invalid("stop", "an array of strings", settings.stop);
     for (const [i, s] of settings.stop.entries()) checkString(`stop[${i}]`, s, { nonEmpty: true });
     const native = loadNative();
-    resolveSampling(settings.sampling, {
+    const resolved = resolveSampling(settings.sampling, {
         contextSize: 4096,
         schemaToGrammar: (schema) => native.jsonSchemaToGrammar(schema),
     });
+    checkFastForward(settings.fastForward, resolved);
 }
 
 /** The completion request for one image (or several: a document's pages in one prompt), then the prompt. */
@@ -117,6 +121,7 @@ export function extractionRequest(
         maxTokens: settings.maxTokens,
         stop: settings.stop,
         nProbs: settings.nProbs,
+        fastForward: settings.fastForward,
         ...(signal ? { signal } : {}),
     };
 }

@@ -12,7 +12,7 @@ import {
     SCALAR_SAMPLING_OPTIONS,
 } from "./options/sampling.js";
 import { FLOAT32_MAX, resolveOptions, toNative } from "./options/table.js";
-import { checkNumber, checkObject, checkOneOf, checkString, INT32_MAX, invalid } from "./validate.js";
+import { checkBoolean, checkNumber, checkObject, checkOneOf, checkString, INT32_MAX, invalid } from "./validate.js";
 
 export type { NativeSampling, SamplerName, SamplingOptions, SamplingPayload };
 export { DEFAULT_SAMPLER_ORDER, SAMPLER_NAMES, SAMPLING_ALIASES, SAMPLING_KEYS };
@@ -152,4 +152,19 @@ export function resolveSampling(
         });
     }
     return out;
+}
+
+/**
+ * Validates the request option `fastForward` against the resolved sampling: it needs a grammar (from `grammar` or
+ * `jsonSchema`), since the grammar is what forces text. Default false. @internal
+ */
+export function checkFastForward(value: unknown, resolved: { grammar?: string }): boolean {
+    const fastForward = value === undefined ? false : checkBoolean("fastForward", value);
+    if (fastForward && resolved.grammar === undefined) {
+        throw new LlamaVlmError(
+            "INVALID_OPTION",
+            '"fastForward" needs "grammar" or "jsonSchema": the grammar is what forces text',
+        );
+    }
+    return fastForward;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared run for a machine with an NVIDIA GPU (e.g. the H200 device machine): builds the CUDA
-# variant, runs the core parity tests with every layer on the GPU, runs the 3B batching benchmark, and
-# writes a summary. Everything it prints also goes to ${OUT:-gpu-check-out}/.
+# variant, runs the core parity tests with every layer on the GPU, runs the 3B batching and grammar fast-forward
+# benchmarks, and writes a summary. Everything it prints also goes to ${OUT:-gpu-check-out}/.
 #
 #   bash scripts/gpu-check.sh            # CUDA_ARCHS=90 by default (Hopper); e.g. CUDA_ARCHS="80;86;89;90"
 set -uo pipefail
@@ -36,11 +36,15 @@ LLAMA_VLM_GPU=cuda LLAMA_VLM_TEST_GPU_LAYERS=99 LLAMA_VLM_TEST_TOOLS_DIR="$tools
 step "3B batching benchmark (N = 1, 2, 4, 8)"
 LLAMA_VLM_GPU=cuda node scripts/bench-batch.mjs --runs 3 --parallel 1,2,4,8 2>&1 | tee "$out/bench.txt"
 
+step "grammar fast-forward benchmark (3B, every layer on the GPU)"
+LLAMA_VLM_GPU=cuda node scripts/bench-fast-forward.mjs --runs 3 --gpu-layers 99 --tools "$tools" 2>&1 | tee "$out/fast-forward.txt"
+
 step "summary"
 {
     echo "# gpu-check $(date -u +%FT%TZ)"
     nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null
     grep -E "Tests|✓|×" "$out/parity.txt" | tail -5
     sed -n '/^Text generation/,$p' "$out/bench.txt"
+    sed -n '/^Grammar fast-forward/,$p' "$out/fast-forward.txt"
 } > "$out/summary.md"
 cat "$out/summary.md"

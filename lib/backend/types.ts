@@ -17,7 +17,10 @@ export interface Timings {
     imagePrefillMs: number;
     promptTokens: number;
     generateMs: number;
+    /** Output tokens, sampled and forced (`fastForward`) together. */
     generatedTokens: number;
+    /** Of `generatedTokens`, the tokens grammar fast-forward wrote without sampling them (0 without `fastForward`). */
+    forcedTokens: number;
 }
 
 /**
@@ -124,6 +127,8 @@ export interface NativeRequest {
     /** -1: until the sequence is full; 0: the engine finishes the request (stopReason "length") with no token. */
     maxTokens: number;
     nProbs: number;
+    /** Grammar fast-forward; only with `sampling.grammar`. */
+    fastForward: boolean;
     /** The engine ends the request before the first of these its output contains (matched on the UTF-8 bytes). */
     stop: string[];
     sampling: NativeSampling;
@@ -185,6 +190,11 @@ export interface NativeAddon {
         model: NativeModel | null,
     ): NativeSamplerResult;
     jsonSchemaToGrammar(schema: string): string;
+    /**
+     * How many of `text`'s tokens grammar fast-forward would force if a model sampled that text (benchmarks: the
+     * forced share of a real output). INVALID_OPTION when the grammar rejects the text.
+     */
+    replayFastForward(model: NativeModel, grammar: string, text: string): { tokens: number; forced: number };
     /** The engine's stop reasons (native/engine/Finish.h), the names a done event's `stopReason` takes. */
     readonly stopReasons: readonly string[];
     /** The error codes native code raises (native/engine/Errors.h), each a `LlamaVlmErrorCode`. */

@@ -43,7 +43,9 @@ export function addSamplerFlags(cmd: Command, before?: (cmd: Command) => void): 
             int("--n-probs", 0),
             0,
         )
-        .option("--stop <text>", "stop string, matched exactly (repeatable; alias --stop-strings)", collect);
+        .option("--stop <text>", "stop string, matched exactly (repeatable; alias --stop-strings)", collect)
+        .option("--fast-forward", "grammar fast-forward: decode the text the grammar forces without sampling it")
+        .option("--no-fast-forward", "sample every token (fast-forward is on with --preset clinical)");
     addOptionFlags(cmd, SAMPLING_OPTIONS, ["penalizeNewline"]);
     cmd.option("--sampler-order <names>", `comma-separated: ${SAMPLER_NAMES.join(",")}`)
         .option("--grammar-file <file>", "GBNF grammar the output must follow")
@@ -70,6 +72,7 @@ export function readSettingsFlags(o: Record<string, unknown>): ExtractSettings {
         maxTokens: (o.maxTokens as number | undefined) ?? (o.nPredict as number),
         stop: [...((o.stop as string[] | undefined) ?? []), ...((o.stopStrings as string[] | undefined) ?? [])],
         nProbs: o.nProbs as number,
+        ...(o.fastForward !== undefined ? { fastForward: o.fastForward as boolean } : {}),
         sampling,
     });
 }

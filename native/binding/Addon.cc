@@ -110,6 +110,8 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
             InstanceValue("applySamplers", Napi::Function::New(env, ApplySamplers, "applySamplers"), napi_enumerable),
             InstanceValue("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"),
                           napi_enumerable),
+            InstanceValue("replayFastForward", Napi::Function::New(env, FastForwardReplay, "replayFastForward"),
+                          napi_enumerable),
             InstanceValue("fitModel", Napi::Function::New(env, FitModel, "fitModel"), napi_enumerable),
             InstanceValue("stopReasons", Names(env, kStopReasons, StopReasonName), napi_enumerable),
             InstanceValue("errorCodes", Names(env, kErrorCodes, ErrorCodeName), napi_enumerable),

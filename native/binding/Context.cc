@@ -104,6 +104,7 @@ napi_value EventsToJs(SafeJs &js, const std::vector<Event> &events) {
                 js.Set(t, "promptTokens", e.timings.promptTokens);
                 js.Set(t, "generateMs", e.timings.generateMs);
                 js.Set(t, "generatedTokens", e.timings.generatedTokens);
+                js.Set(t, "forcedTokens", e.timings.forcedTokens);
                 js.Set(o, "timings", t);
                 break;
             }
@@ -201,6 +202,11 @@ Napi::Value Context::Submit(const Napi::CallbackInfo &info) {
     const llama_vocab *vocab = llama_model_get_vocab(model_.get());
     try {
         request->sampler = BuildSamplerChain(sampling, vocab, llama_vocab_n_tokens(vocab));
+        if (request->fastForward) {
+            if (sampling.grammar.empty())
+                throw VlmError(ErrorCode::InvalidOption, "fastForward needs a grammar or a JSON schema");
+            request->forcer = std::make_unique<GrammarForcer>(vocab, sampling.grammar);
+        }
     } catch (const VlmError &e) {
         throw ToJsError(env, e);
     }

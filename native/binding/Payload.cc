@@ -140,6 +140,7 @@ std::shared_ptr<Request> ReadRequest(Napi::Env env, const Napi::Object &r) {
     request->addSpecial = r.Get("addSpecial").ToBoolean().Value();
     request->maxTokens = I32(r, "maxTokens");
     request->nProbs = I32(r, "nProbs");
+    request->fastForward = Bool(r, "fastForward");
     Napi::Array stop = r.Get("stop").As<Napi::Array>();
     for (uint32_t i = 0; i < stop.Length(); ++i) request->stop.push_back(stop.Get(i).As<Napi::String>().Utf8Value());
     return request;

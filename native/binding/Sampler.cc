@@ -3,6 +3,7 @@
 #include "JsError.h"
 #include "Model.h"
 #include "Payload.h"
+#include "engine/FastForward.h"
 #include "engine/Sampler.h"
 
 namespace llama_vlm {
@@ -48,6 +49,22 @@ Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo &info) {
     } catch (const VlmError &e) {
         throw ToJsError(env, e);
     }
+}
+
+Napi::Value FastForwardReplay(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    SharedModel model = Model::Unwrap(info[0].As<Napi::Object>())->Get(env);
+    ForcedReplay replay;
+    try {
+        replay = ReplayFastForward(llama_model_get_vocab(model.get()), info[1].As<Napi::String>().Utf8Value(),
+                                   info[2].As<Napi::String>().Utf8Value());
+    } catch (const VlmError &e) {
+        throw ToJsError(env, e);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("tokens", replay.tokens);
+    out.Set("forced", replay.forced);
+    return out;
 }
 
 }  // namespace llama_vlm

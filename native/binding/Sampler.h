@@ -13,4 +13,8 @@ Napi::Value ApplySamplers(const Napi::CallbackInfo &info);
 // jsonSchemaToGrammar(schema: string): string — llama.cpp's JSON-schema → GBNF converter. [sync, JS thread]
 Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo &info);
 
+// replayFastForward(model: Model, grammar: string, text: string): { tokens: number, forced: number }
+// [sync, JS thread] how many of the text's tokens grammar fast-forward would force (benchmarks).
+Napi::Value FastForwardReplay(const Napi::CallbackInfo &info);
+
 }  // namespace llama_vlm

@@ -101,6 +101,16 @@ llama_token SampleWithProbs(llama_sampler *chain, const float *logits, int32_t n
     return token;
 }
 
+// Takes a forced token through the chain as sampling would take the only token the grammar allows: the chain runs
+// over that one candidate (so the dist sampler draws once, as it does for every sampled token, and a seeded request
+// goes on drawing the same numbers) and accepts it (the grammar advances, the penalties count it).
+void Force(llama_sampler *chain, llama_token token) {
+    llama_token_data only{token, 0.0f, 0.0f};
+    llama_token_data_array cur{&only, 1, -1, false};
+    llama_sampler_apply(chain, &cur);
+    llama_sampler_accept(chain, token);
+}
+
 // Every live engine, so that process exit can stop their threads before llama.cpp's and ggml's static
 // state is destroyed (process.exit() runs atexit handlers, not environment cleanup hooks).
 struct Registry {
@@ -135,9 +145,11 @@ struct Engine::Slot {
     size_t tokenOffset = 0;
     llama_pos nPast = 0;
     int32_t cellsUsed = 0;
-    llama_token last = -1;
+    std::vector<llama_token> pending;  // decoded in the next step: the sampled token, then the tokens it forces
+    std::unique_ptr<GrammarForcer> forcer;
     int32_t batchIndex = -1;
     int32_t nGenerated = 0;
+    int32_t nForced = 0;
     Timings timings;
     double encodeInSlotMs = 0;  // images this thread encoded during the prefill: not prompt time
     Clock::time_point started;
@@ -152,10 +164,12 @@ struct Engine::Slot {
         tokenOffset = 0;
         nPast = 0;
         cellsUsed = 0;
-        last = -1;
+        pending.clear();
+        forcer.reset();
         batchIndex = -1;
         nGenerated = 0;
         encodeInSlotMs = 0;
+        nForced = 0;
         timings = Timings();
     }
 };
@@ -525,6 +539,7 @@ bool Engine::Admit() {
             slot->state = Slot::State::Prefill;
             slot->started = Clock::now();
             slot->sampler = std::move(slot->request->sampler);
+            slot->forcer = std::move(slot->request->forcer);
             slot->stops = StopStrings(slot->request->stop);
             slot->timings.promptTokens = slot->request->promptTokens;
             slot->timings.imageTokens = slot->request->imageTokens;
@@ -609,6 +624,14 @@ void Engine::Prefill(Slot &slot, llama_batch &batch, int32_t &budget) {
     }
 }
 
+size_t Engine::ForcedLimit(const Slot &slot) const {
+    // Every generating slot's tokens must fit one batch; maxTokens counts forced tokens, the sampled one first.
+    int64_t limit = static_cast<int64_t>(nBatch_ / parallel_) - 1;
+    if (slot.request->maxTokens >= 0)
+        limit = std::min<int64_t>(limit, static_cast<int64_t>(slot.request->maxTokens) - slot.nGenerated - 1);
+    return static_cast<size_t>(std::max<int64_t>(0, limit));
+}
+
 void Engine::Finish(Slot &slot, StopReason reason, std::vector<Event> &events) {
     Event e;
     e.kind = Event::Kind::Done;
@@ -617,6 +640,7 @@ void Engine::Finish(Slot &slot, StopReason reason, std::vector<Event> &events) {
     e.bytes = slot.stops.Flush();
     if (slot.nGenerated > 0) slot.timings.generateMs = MsSince(slot.firstToken);
     slot.timings.generatedTokens = slot.nGenerated;
+    slot.timings.forcedTokens = slot.nForced;
     e.timings = slot.timings;
     events.push_back(std::move(e));
     Free(slot);
@@ -669,6 +693,10 @@ void Engine::RunDecoder() {
         }
         events.clear();
         batch.n_tokens = 0;
+        // Built for the first fast-forward request (about 0.1 s for a 150k vocabulary), outside the lock that
+        // Submit and Cancel take.
+        if (!pieces_ && std::any_of(slots_.begin(), slots_.end(), [](const auto &s) { return s->forcer != nullptr; }))
+            pieces_ = std::make_unique<TokenPieces>(vocab_);
 
         for (auto &s : slots_) {
             Slot &slot = *s;
@@ -679,9 +707,11 @@ void Engine::RunDecoder() {
         for (auto &s : slots_) {
             Slot &slot = *s;
             if (slot.state != Slot::State::Generate) continue;
-            BatchAdd(batch, slot.last, slot.nPast++, slot.seq, true);
+            // Logits for the last only: the forced tokens before it are not sampled.
+            for (size_t i = 0; i < slot.pending.size(); ++i)
+                BatchAdd(batch, slot.pending[i], slot.nPast++, slot.seq, i + 1 == slot.pending.size());
             slot.batchIndex = batch.n_tokens - 1;
-            ++slot.cellsUsed;
+            slot.cellsUsed += static_cast<int32_t>(slot.pending.size());
         }
         int32_t budget = static_cast<int32_t>(nBatch_) - batch.n_tokens;
         for (auto &s : slots_) {
@@ -725,11 +755,20 @@ void Engine::RunDecoder() {
             const bool first = slot.state == Slot::State::Prefill;
             Event e;
             llama_token token = LLAMA_TOKEN_NULL;
+            std::vector<llama_token> forced;
             try {
                 token = req.nProbs > 0
                             ? SampleWithProbs(slot.sampler.get(), llama_get_logits_ith(ctx_.get(), slot.batchIndex),
                                               nVocab_, req.nProbs, e.probs)
                             : llama_sampler_sample(slot.sampler.get(), ctx_.get(), slot.batchIndex);
+                if (slot.forcer && !llama_vocab_is_eog(vocab_, token)) {
+                    slot.forcer->Accept(token);
+                    forced = slot.forcer->Forced(token, ForcedLimit(slot), *pieces_);
+                    for (llama_token f : forced) {
+                        Force(slot.sampler.get(), f);
+                        slot.forcer->Accept(f);
+                    }
+                }
             } catch (...) {
                 // e.g. a grammar that allows no token here: this request fails, the others go on.
                 ErrorCode code = ErrorCode::NativeError;
@@ -747,20 +786,31 @@ void Engine::RunDecoder() {
                 Finish(slot, StopReason::Eos, events);
                 continue;
             }
-            e.kind = Event::Kind::Token;
-            e.requestId = req.id;
-            e.token = token;
-            e.bytes = slot.stops.Push(TokenPiece(vocab_, token));
-            events.push_back(std::move(e));
-            slot.last = token;
-            ++slot.nGenerated;
-            // Checked before the next step is assembled: a finished sequence takes no further token.
-            if (slot.stops.matched()) {
-                Finish(slot, StopReason::Stop, events);
-            } else if (req.maxTokens >= 0 && slot.nGenerated >= req.maxTokens) {
-                Finish(slot, StopReason::Length, events);
-            } else if (static_cast<uint32_t>(slot.cellsUsed) + 1 > nCtxSeq_) {
-                Finish(slot, StopReason::Context, events);
+            slot.pending.assign(1, token);
+            slot.pending.insert(slot.pending.end(), forced.begin(), forced.end());
+            for (size_t i = 0; i < slot.pending.size(); ++i) {
+                const llama_token t = slot.pending[i];
+                if (i > 0) {
+                    e = Event();
+                    if (req.nProbs > 0) e.probs.emplace_back(t, 1.0f);
+                    ++slot.nForced;
+                }
+                e.kind = Event::Kind::Token;
+                e.requestId = req.id;
+                e.token = t;
+                e.bytes = slot.stops.Push(TokenPiece(vocab_, t));
+                events.push_back(std::move(e));
+                ++slot.nGenerated;
+                // Checked after every token, forced ones too, before the next step is assembled: a finished
+                // sequence takes no further token. Token i needs a cell of its own to be decoded.
+                if (slot.stops.matched()) {
+                    Finish(slot, StopReason::Stop, events);
+                } else if (req.maxTokens >= 0 && slot.nGenerated >= req.maxTokens) {
+                    Finish(slot, StopReason::Length, events);
+                } else if (static_cast<uint32_t>(slot.cellsUsed) + i + 1 > nCtxSeq_) {
+                    Finish(slot, StopReason::Context, events);
+                }
+                if (slot.state == Slot::State::Idle) break;
             }
         }
         if (!events.empty()) {

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "Errors.h"
+#include "FastForward.h"
 #include "Finish.h"
 #include "Model.h"
 #include "Projector.h"
@@ -74,6 +75,9 @@ struct Request {
     SamplerPtr sampler;      // built at submit, on the caller's thread, so that a bad grammar fails there
     int32_t maxTokens = -1;  // -1: until the sequence's context is full
     int32_t nProbs = 0;
+    bool fastForward = false;
+    // Grammar fast-forward (FastForward.h): set at submit for a grammar-constrained request that asks for it.
+    std::unique_ptr<GrammarForcer> forcer;
     std::vector<std::string> stop;  // stop strings: the request ends before the first one its output contains
     std::atomic<bool> cancelled{false};
 };
@@ -86,7 +90,8 @@ struct Timings {
     double imagePrefillMs = 0;  // part of promptMs: image embeddings decoded into the KV cache
     int32_t promptTokens = 0;
     double generateMs = 0;
-    int32_t generatedTokens = 0;
+    int32_t generatedTokens = 0;  // sampled and forced
+    int32_t forcedTokens = 0;     // of generatedTokens: written by grammar fast-forward, not sampled
 };
 
 // A request's output goes out as bytes that are safe to show: the Token events' `bytes` and the Done event's,
@@ -98,7 +103,8 @@ struct Event {
     uint64_t requestId = 0;
     llama_token token = -1;                            // Token
     std::string bytes;                                 // Token, Done: output bytes released now
-    std::vector<std::pair<llama_token, float>> probs;  // Token: top nProbs (token, probability), before sampling
+    std::vector<std::pair<llama_token, float>> probs;  // Token: top nProbs (token, probability), before sampling;
+                                                       // a forced token's is itself with probability 1
     StopReason stopReason = StopReason::Eos;           // Done
     Timings timings;                                   // Done
     ErrorCode code = ErrorCode::NativeError;           // Error
@@ -157,6 +163,8 @@ class Engine {
     void RunDecoder();
     bool Admit();
     void Prefill(Slot &slot, llama_batch &batch, int32_t &budget);
+    // How many tokens grammar fast-forward may add after the slot's sampled token.
+    size_t ForcedLimit(const Slot &slot) const;
     void Finish(Slot &slot, StopReason reason, std::vector<Event> &events);
     void Fail(Slot &slot, ErrorCode code, const std::string &message, std::vector<Event> &events);
     void Free(Slot &slot);
@@ -170,6 +178,7 @@ class Engine {
     uint32_t nCtxSeq_ = 0;
     uint32_t nBatch_ = 0;
     int32_t nVocab_ = 0;
+    std::unique_ptr<TokenPieces> pieces_;  // built on the decode thread for the first fast-forward request
 
     std::vector<std::unique_ptr<Slot>> slots_;
     Sink sink_;

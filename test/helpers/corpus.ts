@@ -609,6 +609,7 @@ export const OPTION_CORPUS: Record<OptionScope, Record<string, OptionSpec>> = {
         threadsBatch: { valid: 2, outOfRange: numbers(0, 513) },
         flashAttention: { valid: "auto", outOfRange: range(['"on"', "on"]) },
         kvCacheType: { valid: "f16", outOfRange: range(['"q3_k"', "q3_k"]) },
+        warmup: { valid: true, outOfRange: NONE },
     },
     request: {
         prompt: { valid: "x", outOfRange: range(['"" with no images', "", { images: [] }]) },
@@ -656,6 +657,7 @@ export const OPTION_CORPUS: Record<OptionScope, Record<string, OptionSpec>> = {
         stop: { valid: [], outOfRange: range(['[""]', [""]], ["[42]", [42]]) },
         stopStrings: { valid: [], outOfRange: range(['[""]', [""]], ["with stop too", ["a"], { stop: ["b"] }]) },
         nProbs: { valid: 0, outOfRange: numbers(-1, 1001) },
+        fastForward: { valid: false, outOfRange: range(["without a grammar", true]) },
         imageBudget: {
             valid: {},
             outOfRange: range(

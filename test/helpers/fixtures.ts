@@ -1,4 +1,5 @@
 /** The generated models and images the generation tests share (see models.ts and images.ts). */
+import type { CompletionResult } from "../../lib/index.js";
 import { STANDARD_IMAGES, testImageFile } from "./images.js";
 import { cachedModel } from "./models.js";
 
@@ -23,4 +24,13 @@ export async function testImages(): Promise<string[]> {
         await testImageFile(STANDARD_IMAGES.blocks.kind, STANDARD_IMAGES.blocks),
         await testImageFile(STANDARD_IMAGES.gradient.kind, STANDARD_IMAGES.gradient),
     ];
+}
+
+/** Greedy outputs must match token for token, except at a near-tie (top-1/top-2 margin < 1e-3). */
+export function sameOrNearTie(solo: CompletionResult, batched: CompletionResult): boolean {
+    if (solo.tokens.join() === batched.tokens.join()) return true;
+    let k = 0;
+    while (k < solo.tokens.length && solo.tokens[k] === batched.tokens[k]) k++;
+    const top = solo.probs?.[k];
+    return top !== undefined && top.length >= 2 && Math.log(top[0]!.probability / top[1]!.probability) < 1e-3;
 }

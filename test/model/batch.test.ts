@@ -9,7 +9,7 @@ import {
     loadModel,
     type Model,
 } from "../../lib/index.js";
-import { testImages, tinyPair } from "../helpers/fixtures.js";
+import { sameOrNearTie, testImages, tinyPair } from "../helpers/fixtures.js";
 import { testImageRaw } from "../helpers/images.js";
 
 /** A full collection before RSS is read (vitest.config.ts runs the tests with --expose-gc). */
@@ -32,15 +32,6 @@ afterAll(async () => {
     await model.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-/** Greedy outputs must match token for token, except at a near-tie (top-1/top-2 margin < 1e-3). */
-function sameOrNearTie(solo: CompletionResult, batched: CompletionResult): boolean {
-    if (solo.tokens.join() === batched.tokens.join()) return true;
-    let k = 0;
-    while (k < solo.tokens.length && solo.tokens[k] === batched.tokens[k]) k++;
-    const top = solo.probs?.[k];
-    return top !== undefined && top.length >= 2 && Math.log(top[0]!.probability / top[1]!.probability) < 1e-3;
-}
 
 function mixedRequests(): CompletionRequest[] {
     const prompts = ["Describe.", "What is the dose?", "Name the patient.", "Summarise the note in one line."];
