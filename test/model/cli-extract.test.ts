@@ -2,12 +2,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExtractLine } from "../../lib/cli/extract.js";
 import { runCli } from "../../lib/cli/main.js";
 import { validateClinical } from "../../lib/clinical.js";
 import { capture, interruptAfterLines, readLines } from "../helpers/cli.js";
 import { testImageFile } from "../helpers/images.js";
-import { cachedModel, REPO_ROOT } from "../helpers/models.js";
+import { cachedModel } from "../helpers/models.js";
 
 let tmp: string;
 let model: string;

@@ -2,14 +2,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExtractLine } from "../../lib/cli/extract.js";
 import { runCli } from "../../lib/cli/main.js";
 import { validateClinical } from "../../lib/clinical.js";
 import { stopRenderWorker } from "../../lib/documents/pdf.js";
 import { writePdf } from "../../lib/documents/pdf-writer.js";
 import { loadModel } from "../../lib/model.js";
 import { capture, interruptAfterLines, parseLines } from "../helpers/cli.js";
-import { cachedModel, REPO_ROOT } from "../helpers/models.js";
+import { cachedModel } from "../helpers/models.js";
 import {
     encryptedPdf,
     hugePagePdf,
