@@ -148,15 +148,14 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo &info) {
     std::string text = info[0].As<Napi::String>().Utf8Value();
     bool addSpecial = info[1].ToBoolean().Value();
     bool parseSpecial = info[2].ToBoolean().Value();
-    int32_t n =
-        -llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), nullptr, 0, addSpecial, parseSpecial);
-    if (n < 0) n = -n;
-    Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(n));
-    if (n > 0) {
-        int32_t written = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), out.Data(), n,
-                                         addSpecial, parseSpecial);
-        if (written < 0) throw ToJsError(env, ErrorCode::NativeError, "tokenization failed");
+    std::vector<llama_token> tokens;
+    try {
+        tokens = llama_vlm::Tokenize(vocab, text, addSpecial, parseSpecial);
+    } catch (const VlmError &e) {
+        throw ToJsError(env, e);
     }
+    Napi::Int32Array out = Napi::Int32Array::New(env, tokens.size());
+    std::copy(tokens.begin(), tokens.end(), out.Data());
     return out;
 }
 
@@ -175,15 +174,8 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo &info) {
                                 std::to_string(nVocab - 1) + ")");
         }
     }
-    std::string text(tokens.ElementLength() * 8 + 16, '\0');
-    int32_t n = llama_detokenize(vocab, tokens.Data(), static_cast<int32_t>(tokens.ElementLength()), text.data(),
-                                 static_cast<int32_t>(text.size()), removeSpecial, unparseSpecial);
-    if (n < 0) {
-        text.resize(static_cast<size_t>(-n));
-        n = llama_detokenize(vocab, tokens.Data(), static_cast<int32_t>(tokens.ElementLength()), text.data(),
-                             static_cast<int32_t>(text.size()), removeSpecial, unparseSpecial);
-    }
-    text.resize(static_cast<size_t>(std::max(0, n)));
+    std::string text =
+        llama_vlm::Detokenize(vocab, tokens.Data(), tokens.ElementLength(), removeSpecial, unparseSpecial);
     return Napi::String::New(env, text);
 }
 

@@ -288,13 +288,7 @@ void Engine::Prepare(Request &req) {
     if (!projector_) {
         std::string text;
         for (const std::string &part : req.textParts) text += part;
-        int32_t n =
-            -llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), nullptr, 0, req.addSpecial, true);
-        req.textOnly.resize(static_cast<size_t>(std::max(0, n)));
-        if (n > 0) {
-            llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), req.textOnly.data(), n,
-                           req.addSpecial, true);
-        }
+        req.textOnly = Tokenize(vocab_, text, req.addSpecial, true);
         req.promptTokens = static_cast<int32_t>(req.textOnly.size());
     } else {
         std::vector<mtmd::bitmap> bitmaps;

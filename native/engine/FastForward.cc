@@ -121,16 +121,7 @@ std::string GrammarForcer::ForcedText(Stacks &after) {
 }
 
 std::vector<llama_token> GrammarForcer::Tokenize(const std::string &text) const {
-    std::vector<llama_token> tokens(text.size() + 8);
-    int32_t n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                               static_cast<int32_t>(tokens.size()), false, false);
-    if (n < 0) {
-        tokens.resize(static_cast<size_t>(-n));
-        n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                           static_cast<int32_t>(tokens.size()), false, false);
-    }
-    tokens.resize(static_cast<size_t>(std::max(0, n)));
-    return tokens;
+    return llama_vlm::Tokenize(vocab_, text, false, false);
 }
 
 bool GrammarForcer::Extensible(const std::string &piece, const Stacks &after, const TokenPieces &pieces) {

@@ -1,6 +1,7 @@
 #include "Model.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "Errors.h"
 #include "Log.h"
@@ -43,6 +44,41 @@ std::string TokenPiece(const llama_vocab *vocab, llama_token token) {
     n = llama_token_to_piece(vocab, token, piece.data(), static_cast<int32_t>(piece.size()), 0, true);
     piece.resize(static_cast<size_t>(std::max(0, n)));
     return piece;
+}
+
+std::vector<llama_token> Tokenize(const llama_vocab *vocab, const std::string &text, bool addSpecial,
+                                  bool parseSpecial) {
+    if (text.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max() / 2))
+        throw VlmError(ErrorCode::InvalidOption,
+                       "the text is too long to tokenize (" + std::to_string(text.size()) + " bytes)");
+    const auto len = static_cast<int32_t>(text.size());
+    // A token covers at least one byte, so bytes + the special tokens added around them is enough almost always.
+    std::vector<llama_token> tokens(text.size() + 8);
+    int32_t n = llama_tokenize(vocab, text.data(), len, tokens.data(), static_cast<int32_t>(tokens.size()), addSpecial,
+                               parseSpecial);
+    if (n < 0 && n != std::numeric_limits<int32_t>::min()) {
+        tokens.resize(static_cast<size_t>(-n));
+        n = llama_tokenize(vocab, text.data(), len, tokens.data(), static_cast<int32_t>(tokens.size()), addSpecial,
+                           parseSpecial);
+    }
+    if (n < 0) throw VlmError(ErrorCode::NativeError, "llama.cpp could not tokenize the text");
+    tokens.resize(static_cast<size_t>(n));
+    return tokens;
+}
+
+std::string Detokenize(const llama_vocab *vocab, const llama_token *tokens, size_t count, bool removeSpecial,
+                       bool unparseSpecial) {
+    const auto n_tokens = static_cast<int32_t>(count);
+    std::string text(count * 8 + 16, '\0');
+    int32_t n = llama_detokenize(vocab, tokens, n_tokens, text.data(), static_cast<int32_t>(text.size()), removeSpecial,
+                                 unparseSpecial);
+    if (n < 0) {
+        text.resize(static_cast<size_t>(-n));
+        n = llama_detokenize(vocab, tokens, n_tokens, text.data(), static_cast<int32_t>(text.size()), removeSpecial,
+                             unparseSpecial);
+    }
+    text.resize(static_cast<size_t>(std::max(0, n)));
+    return text;
 }
 
 }  // namespace llama_vlm
