@@ -51,6 +51,22 @@ void NameThread(const char *name) {
 #endif
 }
 
+// Runs fn on a new thread named `name` and waits for it; rethrows what fn threw. For ggml work that must not leave a
+// thread team behind: the team of a thread ends with it (Engine.h).
+template <typename Fn>
+void RunOnShortLivedThread(const char *name, Fn &&fn) {
+    std::exception_ptr error;
+    std::thread([&] {
+        NameThread(name);
+        try {
+            fn();
+        } catch (...) {
+            error = std::current_exception();
+        }
+    }).join();
+    if (error) std::rethrow_exception(error);
+}
+
 // Owns a llama_batch: freed on every way out of the scope that made it.
 class OwnedBatch {
   public:
@@ -373,16 +389,7 @@ void Engine::Prepare(Request &req) {
         if (decoderIdle_ && ready_.empty()) return;
     }
     // The decode thread is busy: encode here, overlapping it, on a thread whose ggml team ends with it (Engine.h).
-    std::exception_ptr error;
-    std::thread([&] {
-        NameThread("vlm-encode-job");
-        try {
-            EncodeChunks(req, todo);
-        } catch (...) {
-            error = std::current_exception();
-        }
-    }).join();
-    if (error) std::rethrow_exception(error);
+    RunOnShortLivedThread("vlm-encode-job", [&] { EncodeChunks(req, todo); });
 }
 
 // Encodes the media chunks `todo` (ascending indices) of a request into req.embeddings and the projector's cache.
@@ -431,30 +438,21 @@ void Engine::EncodeChunks(Request &req, const std::vector<size_t> &todo) {
 // the first request does not pay for first use (compute buffers touched, graph allocation). On a thread of its own,
 // whose ggml thread team ends with it (Engine.h).
 void Engine::Warmup() {
-    std::exception_ptr error;
-    std::thread([&] {
-        NameThread("vlm-warmup");
-        try {
-            std::vector<llama_token> tokens;
-            for (llama_token t : {llama_vocab_bos(vocab_), llama_vocab_eos(vocab_)}) {
-                if (t != LLAMA_TOKEN_NULL) tokens.push_back(t);
-            }
-            if (tokens.empty()) tokens.push_back(0);
-            OwnedBatch owned(static_cast<int32_t>(tokens.size()));
-            for (size_t i = 0; i < tokens.size(); ++i) {
-                BatchAdd(owned.batch, tokens[i], static_cast<llama_pos>(i), 0, i + 1 == tokens.size());
-            }
-            const int32_t rc = llama_decode(ctx_.get(), owned.batch);
-            llama_memory_clear(llama_get_memory(ctx_.get()), true);
-            llama_synchronize(ctx_.get());
-            if (rc != 0) {
-                throw VlmError(ErrorCode::NativeError, "the warm-up decode failed (" + std::to_string(rc) + ")");
-            }
-        } catch (...) {
-            error = std::current_exception();
+    RunOnShortLivedThread("vlm-warmup", [&] {
+        std::vector<llama_token> tokens;
+        for (llama_token t : {llama_vocab_bos(vocab_), llama_vocab_eos(vocab_)}) {
+            if (t != LLAMA_TOKEN_NULL) tokens.push_back(t);
         }
-    }).join();
-    if (error) std::rethrow_exception(error);
+        if (tokens.empty()) tokens.push_back(0);
+        OwnedBatch owned(static_cast<int32_t>(tokens.size()));
+        for (size_t i = 0; i < tokens.size(); ++i) {
+            BatchAdd(owned.batch, tokens[i], static_cast<llama_pos>(i), 0, i + 1 == tokens.size());
+        }
+        const int32_t rc = llama_decode(ctx_.get(), owned.batch);
+        llama_memory_clear(llama_get_memory(ctx_.get()), true);
+        llama_synchronize(ctx_.get());
+        if (rc != 0) throw VlmError(ErrorCode::NativeError, "the warm-up decode failed (" + std::to_string(rc) + ")");
+    });
 }
 
 void Engine::MaybeThrowTestFault(ThrowAt stage) {
