@@ -1,8 +1,8 @@
 /**
  * The phase benchmark (`llama-vlm bench --phases`, scripts/bench-phases.mjs): one image request at a time,
  * image encode / image prefill / text prefill / generation for llama-vlm and for the vendored `llama-mtmd-cli`,
- * same model pair, threads, context and prompt, runs interleaved (reference, then llama-vlm, per run), each run a
- * fresh process on both sides so that neither carries warm caches from an earlier run. Medians and ratios.
+ * same model pair, threads, context and prompt, runs interleaved (llama-vlm then the reference on even runs, the
+ * reference then llama-vlm on odd ones, so that drift favours neither side), each run a fresh process on both sides so that neither carries warm caches from an earlier run. Medians and ratios.
  *
  * What each side counts, so that the two measure the same tokens:
  * - encode: the vision encoder on the image (llama-mtmd-cli: "mtmd batch encoding done in"; llama-vlm:
@@ -249,7 +249,7 @@ export async function runPhaseBench(o: PhaseBenchOptions): Promise<PhaseReport> 
             fs.writeFileSync(image, await benchImage(width, height, 7));
             const vlmRuns: PhaseFigures[] = [];
             const refRuns: PhaseFigures[] = [];
-            for (let r = 0; r < runs; r++) {
+            const runVlm = async (): Promise<PhaseFigures & { selfPeakRssBytes: number }> => {
                 const vlm = await runMeasured(process.execPath, [
                     SELF,
                     "--child",
@@ -268,8 +268,9 @@ export async function runPhaseBench(o: PhaseBenchOptions): Promise<PhaseReport> 
                     throw new Error(`llama-vlm's run failed (exit ${vlm.code}):\n${vlm.stderr.slice(-2000)}`);
                 }
                 const mine = JSON.parse(line.slice(7)) as PhaseFigures & { selfPeakRssBytes: number };
-                vlmRuns.push({ ...mine, peakRssBytes: Math.max(mine.selfPeakRssBytes, vlm.peakRssBytes) });
-
+                return { ...mine, peakRssBytes: Math.max(mine.selfPeakRssBytes, vlm.peakRssBytes) };
+            };
+            const runRef = async (imageTokens: number): Promise<PhaseFigures> => {
                 const ref = await runMeasured(cli, [
                     "-m",
                     o.model,
@@ -295,10 +296,19 @@ export async function runPhaseBench(o: PhaseBenchOptions): Promise<PhaseReport> 
                 if (ref.code !== 0) {
                     throw new Error(`llama-mtmd-cli failed (exit ${ref.code}):\n${ref.stderr.slice(-2000)}`);
                 }
-                refRuns.push({
-                    ...parseMtmdCliLog(ref.stdout + ref.stderr, mine.imageTokens),
-                    peakRssBytes: ref.peakRssBytes,
-                });
+                return { ...parseMtmdCliLog(ref.stdout + ref.stderr, imageTokens), peakRssBytes: ref.peakRssBytes };
+            };
+            for (let r = 0; r < runs; r++) {
+                // The order alternates (llama-vlm first on even runs, the reference first on odd ones), so that a
+                // machine whose speed drifts over minutes favours neither side.
+                if (r % 2 === 0) {
+                    vlmRuns.push(await runVlm());
+                    refRuns.push(await runRef(vlmRuns.at(-1)!.imageTokens));
+                } else {
+                    // The reference's log does not say how many image tokens it decoded; llama-vlm's first run did.
+                    refRuns.push(await runRef(vlmRuns[0]!.imageTokens));
+                    vlmRuns.push(await runVlm());
+                }
                 const a = speeds(vlmRuns.at(-1)!);
                 const b = speeds(refRuns.at(-1)!);
                 log(

@@ -49,7 +49,7 @@ export interface TextRow {
     promptTps: number;
     /** llama-batched-bench's medians, and the ratios llama-vlm ÷ llama-batched-bench of the medians. */
     llamaCpp?: { generationTps: number; promptTps: number; ratio: number; promptRatio: number };
-    /** Every run: llama-vlm's figures and, when compared, llama-batched-bench's run right after it. */
+    /** Every run: llama-vlm's figures and, when compared, llama-batched-bench's run next to it (after it on even runs, before it on odd ones). */
     samples: Array<{
         generationTps: number;
         promptTps: number;
@@ -201,6 +201,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
             const mine: Array<{ generationTps: number; promptTps: number }> = [];
             const ref: Array<{ generationTps: number; promptTps: number }> = [];
             for (let r = 0; r < runs; r++) {
+                // The order alternates (llama-vlm first on even runs, llama-batched-bench first on odd ones), so that
+                // a machine whose speed drifts over minutes favours neither side.
+                const refFirst = o.compareLlamaCpp && r % 2 === 1;
+                if (refFirst) ref.push(batchedBench(o.model, n, pp, tg, threads));
                 const ctx = await model.createContext({
                     contextSize: pp + tg + 64,
                     parallel: n,
@@ -232,7 +236,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
                 } finally {
                     await ctx.dispose();
                 }
-                if (o.compareLlamaCpp) ref.push(batchedBench(o.model, n, pp, tg, threads));
+                if (o.compareLlamaCpp && !refFirst) ref.push(batchedBench(o.model, n, pp, tg, threads));
             }
             const row: TextRow = {
                 parallel: n,

@@ -19,7 +19,8 @@ describe("phase benchmark", () => {
             model: pair.model,
             projector: pair.projector,
             imageSizes: [[96, 64]],
-            runs: 1,
+            // Two runs: the second runs the reference first (the order alternates), with the same counts.
+            runs: 2,
             generate: 6,
             threads: 2,
             contextSize: 1024,
@@ -46,6 +47,12 @@ describe("phase benchmark", () => {
         for (const f of [a, b]) {
             expect(f.generateMs).toBeGreaterThan(0);
             expect(f.peakRssBytes).toBeGreaterThan(10e6);
+        }
+        expect(row!.all.llamaVlm).toHaveLength(2);
+        expect(row!.all.llamaMtmdCli).toHaveLength(2);
+        for (const f of [...row!.all.llamaVlm, ...row!.all.llamaMtmdCli]) {
+            expect(f.textTokens).toBe(a.textTokens);
+            expect(f.generateSteps).toBe(5);
         }
         for (const r of Object.values(row!.ratios)) expect(Number.isFinite(r) && r > 0).toBe(true);
     }, 120_000);
