@@ -1,8 +1,8 @@
 /**
  * The phase benchmark (`llama-vlm bench --phases`, scripts/bench-phases.mjs): one image request at a time,
  * image encode / image prefill / text prefill / generation for llama-vlm and for the vendored `llama-mtmd-cli`,
- * same model pair, threads, context and prompt, runs interleaved (llama-vlm then the reference on even runs, the
- * reference then llama-vlm on odd ones, so that drift favours neither side), each run a fresh process on both sides so that neither carries warm caches from an earlier run. Medians and ratios.
+ * same model pair, threads, context and prompt, runs interleaved in alternating order (`inAlternatingOrder`), each
+ * run a fresh process on both sides so that neither carries warm caches from an earlier run. Medians and ratios.
  *
  * What each side counts, so that the two measure the same tokens:
  * - encode: the vision encoder on the image (llama-mtmd-cli: "mtmd batch encoding done in"; llama-vlm:
@@ -23,7 +23,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchImage, endOfGenerationBans, llamaToolsDir, median } from "./bench.js";
+import { benchImage, endOfGenerationBans, inAlternatingOrder, llamaToolsDir, median } from "./bench.js";
 import { LlamaVlmError } from "./errors.js";
 import { physicalCores } from "./system.js";
 
@@ -299,16 +299,17 @@ export async function runPhaseBench(o: PhaseBenchOptions): Promise<PhaseReport> 
                 return { ...parseMtmdCliLog(ref.stdout + ref.stderr, imageTokens), peakRssBytes: ref.peakRssBytes };
             };
             for (let r = 0; r < runs; r++) {
-                // The order alternates (llama-vlm first on even runs, the reference first on odd ones), so that a
-                // machine whose speed drifts over minutes favours neither side.
-                if (r % 2 === 0) {
-                    vlmRuns.push(await runVlm());
-                    refRuns.push(await runRef(vlmRuns.at(-1)!.imageTokens));
-                } else {
-                    // The reference's log does not say how many image tokens it decoded; llama-vlm's first run did.
-                    refRuns.push(await runRef(vlmRuns[0]!.imageTokens));
-                    vlmRuns.push(await runVlm());
-                }
+                await inAlternatingOrder(
+                    r,
+                    async () => {
+                        vlmRuns.push(await runVlm());
+                    },
+                    async () => {
+                        // The reference's log does not say how many image tokens it decoded; llama-vlm's first run
+                        // (run 0 runs llama-vlm first) did.
+                        refRuns.push(await runRef(vlmRuns[0]!.imageTokens));
+                    },
+                );
                 const a = speeds(vlmRuns.at(-1)!);
                 const b = speeds(refRuns.at(-1)!);
                 log(

@@ -49,7 +49,7 @@ export interface TextRow {
     promptTps: number;
     /** llama-batched-bench's medians, and the ratios llama-vlm ÷ llama-batched-bench of the medians. */
     llamaCpp?: { generationTps: number; promptTps: number; ratio: number; promptRatio: number };
-    /** Every run: llama-vlm's figures and, when compared, llama-batched-bench's run next to it (after it on even runs, before it on odd ones). */
+    /** Every run: llama-vlm's figures and, when compared, llama-batched-bench's run next to it (in the order of `inAlternatingOrder`). */
     samples: Array<{
         generationTps: number;
         promptTps: number;
@@ -167,6 +167,24 @@ function batchedBench(
     return { promptTps: Number(cells[5]), generationTps: Number(cells[7]) };
 }
 
+/**
+ * Runs one benchmark pair: llama-vlm's side first on even runs, the reference's first on odd ones, so that a machine
+ * whose speed drifts over minutes favours neither side. @internal
+ */
+export async function inAlternatingOrder(
+    run: number,
+    mine: () => Promise<void>,
+    reference: () => Promise<void> | void,
+): Promise<void> {
+    if (run % 2 === 0) {
+        await mine();
+        await reference();
+    } else {
+        await reference();
+        await mine();
+    }
+}
+
 /** A logit bias that bans the usual end-of-generation tokens, so that a benchmark generates what it asks for. @internal */
 export function endOfGenerationBans(model: Model): Record<number, number> {
     const banned: Record<number, number> = {};
@@ -200,11 +218,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         for (const n of o.skipText ? [] : ns) {
             const mine: Array<{ generationTps: number; promptTps: number }> = [];
             const ref: Array<{ generationTps: number; promptTps: number }> = [];
-            for (let r = 0; r < runs; r++) {
-                // The order alternates (llama-vlm first on even runs, llama-batched-bench first on odd ones), so that
-                // a machine whose speed drifts over minutes favours neither side.
-                const refFirst = o.compareLlamaCpp && r % 2 === 1;
-                if (refFirst) ref.push(batchedBench(o.model, n, pp, tg, threads));
+            const runMine = async () => {
                 const ctx = await model.createContext({
                     contextSize: pp + tg + 64,
                     parallel: n,
@@ -236,7 +250,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
                 } finally {
                     await ctx.dispose();
                 }
-                if (o.compareLlamaCpp && !refFirst) ref.push(batchedBench(o.model, n, pp, tg, threads));
+            };
+            for (let r = 0; r < runs; r++) {
+                await inAlternatingOrder(r, runMine, () => {
+                    if (o.compareLlamaCpp) ref.push(batchedBench(o.model, n, pp, tg, threads));
+                });
             }
             const row: TextRow = {
                 parallel: n,

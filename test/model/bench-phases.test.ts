@@ -9,6 +9,23 @@ import { cachedModel, REPO_ROOT } from "../helpers/models.js";
 import { llamaToolsDir } from "../helpers/tools.js";
 
 describe("phase benchmark", () => {
+    it("alternates which side runs first", async () => {
+        const { inAlternatingOrder } = await import("../../lib/bench.js");
+        const order: string[] = [];
+        for (let r = 0; r < 4; r++) {
+            await inAlternatingOrder(
+                r,
+                async () => {
+                    order.push(`mine${r}`);
+                },
+                () => {
+                    order.push(`ref${r}`);
+                },
+            );
+        }
+        expect(order).toEqual(["mine0", "ref0", "ref1", "mine1", "mine2", "ref2", "ref3", "mine3"]);
+    });
+
     it("measures every phase on both sides over the same tokens", async () => {
         const pair = await cachedModel("qwen2.5-vl");
         // The compiled module: llama-vlm's side runs it as a child process.
