@@ -34,6 +34,11 @@ export interface ModelInfo {
     description: string;
     parameters: number;
     sizeBytes: number;
+    /**
+     * Bytes of the weights in RAM that the kernel backed with 2 MiB pages at load (the `hugePages` option): 0 with
+     * it off, off Linux, with THP set to `never`, for weights on a GPU and for those read straight from the mapped file.
+     */
+    hugePageBytes: number;
     contextLengthTrained: number;
     embeddingLength: number;
     layers: number;
@@ -77,6 +82,7 @@ export class Model {
             description: i.description,
             parameters: i.parameters,
             sizeBytes: i.sizeBytes,
+            hugePageBytes: i.hugePageBytes,
             contextLengthTrained: i.contextLengthTrained,
             embeddingLength: i.embeddingLength,
             layers: i.layers,
@@ -217,6 +223,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
                 useMmap: r.useMmap,
                 useMlock: r.useMlock,
                 vocabOnly: r.vocabOnly,
+                hugePages: r.hugePages,
             },
             projectorParams,
         },

@@ -44,7 +44,7 @@ export const processBackend: Backend = {
             vocab = await inProcessBackend.load({
                 model: spec.model,
                 projector: undefined,
-                modelParams: { gpuLayers: 0, useMmap: true, useMlock: false, vocabOnly: true },
+                modelParams: { gpuLayers: 0, useMmap: true, useMlock: false, vocabOnly: true, hugePages: false },
                 projectorParams: spec.projectorParams,
             });
         } catch (err) {

@@ -71,6 +71,7 @@ export interface NativeModelInfo {
     name: string;
     parameters: number;
     sizeBytes: number;
+    hugePageBytes: number;
     contextLengthTrained: number;
     embeddingLength: number;
     embeddingLengthInput: number;
@@ -230,6 +231,7 @@ export interface ModelParams {
     useMmap: boolean;
     useMlock: boolean;
     vocabOnly: boolean;
+    hugePages: boolean;
 }
 
 /** How a projector loads (validated by loadModel). @internal */

@@ -144,6 +144,12 @@ export const LOAD_OPTIONS = {
     useMmap: boolean({ default: true }),
     /** Lock the weights in RAM. Default false. */
     useMlock: boolean({ default: false }),
+    /**
+     * Back the weights held in RAM with 2 MiB transparent huge pages (Linux; elsewhere it does nothing): faster and
+     * far steadier generation on the CPU, and a faster load. `model.info.hugePageBytes` says how much the kernel gave.
+     * False keeps 4 KiB pages, as llama.cpp's own tools have. Default true.
+     */
+    hugePages: boolean({ default: true }),
     /** Load only the vocabulary (tokenize/detokenize; no generation). Default false. */
     vocabOnly: boolean({ default: false }),
     /** What "auto" fits besides the weights. Default { contextSize: 4096, parallel: 1 }. */

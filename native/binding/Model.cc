@@ -8,6 +8,7 @@
 #include "JsError.h"
 #include "Payload.h"
 #include "SafeJs.h"
+#include "engine/HugePages.h"
 
 namespace llama_vlm {
 namespace {
@@ -127,6 +128,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo &info) {
     o.Set("name", MetaString(model.get(), "general.name"));
     o.Set("parameters", Napi::Number::New(env, static_cast<double>(llama_model_n_params(model.get()))));
     o.Set("sizeBytes", Napi::Number::New(env, static_cast<double>(llama_model_size(model.get()))));
+    o.Set("hugePageBytes", Napi::Number::New(env, static_cast<double>(WeightBytesOnHugePages(model.get()))));
     o.Set("contextLengthTrained", llama_model_n_ctx_train(model.get()));
     o.Set("embeddingLength", llama_model_n_embd(model.get()));
     o.Set("embeddingLengthInput", llama_model_n_embd_inp(model.get()));

@@ -27,8 +27,8 @@ class Model : public Napi::ObjectWrap<Model> {
     void SetLoaded(Napi::Env env, SharedModel model);
 
   private:
-    // load(path: string, params: {gpuLayers, useMmap, useMlock, vocabOnly}, onProgress?: (p: number) => void):
-    // Promise<void>
+    // load(path: string, params: {gpuLayers, useMmap, useMlock, vocabOnly, hugePages}, onProgress?: (p: number) =>
+    // void): Promise<void>
     Napi::Value Load(const Napi::CallbackInfo &info);
     // abortLoad(): void — a load in progress rejects with ABORTED
     Napi::Value AbortLoad(const Napi::CallbackInfo &info);

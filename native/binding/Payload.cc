@@ -153,6 +153,7 @@ ModelLoadParams ReadModelLoadParams(const Napi::String &path, const Napi::Object
     params.useMmap = p.Get("useMmap").ToBoolean().Value();
     params.useMlock = p.Get("useMlock").ToBoolean().Value();
     params.vocabOnly = p.Get("vocabOnly").ToBoolean().Value();
+    params.hugePages = p.Get("hugePages").ToBoolean().Value();
     return params;
 }
 

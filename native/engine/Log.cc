@@ -73,6 +73,10 @@ void RemoveLogListener(LogListener *listener) {
     r.listeners.erase(std::remove(r.listeners.begin(), r.listeners.end(), listener), r.listeners.end());
 }
 
+void LogEngineLine(int level, const std::string &line) {
+    Dispatch(level, line);
+}
+
 std::string TakeLastError() {
     std::string error;
     error.swap(lastError);

@@ -28,6 +28,9 @@ void RemoveLogListener(LogListener *listener);
 // (empty if none). Clears it.
 std::string TakeLastError();
 
+// [sync, any thread] one line of the engine's own, to the same listeners as llama.cpp's (level: ggml_log_level).
+void LogEngineLine(int level, const std::string &line);
+
 // [sync, any thread] installs the process-wide router into llama.cpp, ggml and mtmd (idempotent).
 void InstallLogRouter();
 

@@ -1,9 +1,12 @@
 #include "Model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
+#include <optional>
 
 #include "Errors.h"
+#include "HugePages.h"
 #include "Log.h"
 
 namespace llama_vlm {
@@ -15,12 +18,16 @@ SharedModel LoadModel(const ModelLoadParams &params, const std::function<void(fl
     mp.load_mode = params.useMmap ? (params.useMlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP)
                                   : (params.useMlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);
     mp.vocab_only = params.vocabOnly;
+    std::optional<HugePageLoad> hugePages;
+    if (params.hugePages && !params.vocabOnly) hugePages.emplace();
     struct Progress {
         const std::function<void(float)> *onProgress;
         const std::atomic<bool> *abort;
-    } state{&onProgress, &abort};
+        HugePageLoad *hugePages;
+    } state{&onProgress, &abort, hugePages ? &*hugePages : nullptr};
     mp.progress_callback = [](float p, void *data) {
         auto *s = static_cast<Progress *>(data);
+        if (s->hugePages != nullptr) s->hugePages->OnProgress();
         if (*s->onProgress) (*s->onProgress)(p);
         return !s->abort->load();
     };
@@ -32,6 +39,13 @@ SharedModel LoadModel(const ModelLoadParams &params, const std::function<void(fl
         std::string why = TakeLastError();
         throw VlmError(ErrorCode::InvalidModel,
                        "llama.cpp could not load the model " + params.path + (why.empty() ? "" : ": " + why));
+    }
+    if (hugePages) {
+        HugePageReport hp = hugePages->Finish(raw);
+        char line[160];
+        std::snprintf(line, sizeof(line), "llama-vlm: %.0f of %.0f MiB of weights in RAM on huge pages (%.0f ms)",
+                      hp.hugePageBytes / 1048576.0, hp.weightBytes / 1048576.0, hp.finishMs);
+        LogEngineLine(GGML_LOG_LEVEL_INFO, line);
     }
     return SharedModel(raw, llama_model_free);
 }

@@ -22,6 +22,7 @@ struct ModelLoadParams {
     bool useMmap = true;
     bool useMlock = false;
     bool vocabOnly = false;
+    bool hugePages = true;  // weights in RAM on transparent huge pages (HugePages.h)
 };
 
 // [sync, blocking, any thread] onProgress(fraction) is called on the loading thread; setting `abort` stops the

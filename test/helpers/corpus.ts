@@ -565,6 +565,7 @@ export const OPTION_CORPUS: Record<OptionScope, Record<string, OptionSpec>> = {
         useMmap: { valid: true, outOfRange: NONE },
         useMlock: { valid: false, outOfRange: NONE },
         vocabOnly: { valid: false, outOfRange: NONE },
+        hugePages: { valid: true, outOfRange: NONE },
         fitFor: {
             valid: {},
             outOfRange: range(

@@ -198,6 +198,7 @@ describe("the other option groups are derived from their tables", () => {
             "nGpuLayers",
             "useMmap",
             "useMlock",
+            "hugePages",
             "vocabOnly",
             "fitFor",
             "onProgress",
@@ -273,6 +274,7 @@ describe("the other option groups are derived from their tables", () => {
             gpuLayers: -1,
             useMmap: true,
             useMlock: false,
+            hugePages: true,
             vocabOnly: false,
             fitFor: { contextSize: 4096, parallel: 1 },
             projectorOptions: {
