@@ -116,6 +116,8 @@ export const REQUEST_KEYS: ReadonlySet<string> = new Set<string>([
 export interface ContextModel {
     /** The loaded model, from whichever backend loaded it. */
     readonly loaded: LoadedModel;
+    /** The model's `hugePages` load option: the context's KV cache and compute buffers follow it. */
+    readonly hugePages: boolean;
     applyChatTemplate(
         messages: readonly { role: string; content: string }[],
         options?: { template?: string; addAssistant?: boolean },
@@ -159,6 +161,7 @@ export class Context {
             flashAttention: flashAttentionParam(flashAttention),
             typeK: KV_TYPES[kvCacheType],
             typeV: KV_TYPES[kvCacheType],
+            hugePages: model.hugePages,
         };
         // llama.cpp sizes the whole KV cache (contextSize × parallel cells) in 32 bits.
         if (params.contextSize * params.parallel > INT32_MAX) {

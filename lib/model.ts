@@ -68,12 +68,15 @@ export class Model {
     readonly placement: Placement;
     /** @internal */
     readonly loaded: LoadedModel;
+    /** @internal The `hugePages` load option (contexts follow it). */
+    readonly hugePages: boolean;
     private readonly contexts = new Set<Context>();
     private disposed = false;
 
     /** @internal */
-    constructor(loaded: LoadedModel, placement: Placement) {
+    constructor(loaded: LoadedModel, placement: Placement, hugePages: boolean) {
         this.loaded = loaded;
+        this.hugePages = hugePages;
         this.placement = placement;
         const i = loaded.info;
         this.info = {
@@ -194,7 +197,11 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     const r = resolveOptions(LOAD_OPTIONS, o, { given: "nullish", env: { physicalCores } });
     const { gpuLayers: requestedLayers, signal } = r;
     const { flashAttention, ...projectorOptions } = r.projectorOptions;
-    const projectorParams = { ...projectorOptions, flashAttention: flashAttentionParam(flashAttention) };
+    const projectorParams = {
+        ...projectorOptions,
+        flashAttention: flashAttentionParam(flashAttention),
+        hugePages: r.hugePages,
+    };
     if (signal?.aborted) throw abortError("Model loading");
 
     // hf: and URL references become local files here (local paths pass through unread).
@@ -230,5 +237,5 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
         r.onProgress,
         signal,
     );
-    return new Model(loaded, placement);
+    return new Model(loaded, placement, r.hugePages);
 }

@@ -118,6 +118,7 @@ export interface NativeContextParams {
     typeK: number;
     typeV: number;
     warmup: boolean;
+    hugePages: boolean;
 }
 
 /** @internal */
@@ -242,6 +243,8 @@ export interface ProjectorParams {
     imageMaxTokens: number;
     flashAttention: number;
     imageCacheBytes: number;
+    /** The encoder's weights and compute buffer on huge pages (the model's `hugePages` option). */
+    hugePages: boolean;
 }
 
 /** @internal */

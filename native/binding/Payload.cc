@@ -108,6 +108,7 @@ EngineParams ReadEngineParams(const Napi::Object &p) {
     params.typeK = I32(p, "typeK");
     params.typeV = I32(p, "typeV");
     params.warmup = Bool(p, "warmup");
+    params.hugePages = Bool(p, "hugePages");
     return params;
 }
 
@@ -166,6 +167,7 @@ ProjectorLoadParams ReadProjectorLoadParams(const Napi::String &path, const Napi
     params.imageMaxTokens = I32(p, "imageMaxTokens");
     params.flashAttention = I32(p, "flashAttention");
     params.imageCacheBytes = static_cast<size_t>(p.Get("imageCacheBytes").As<Napi::Number>().DoubleValue());
+    params.hugePages = p.Get("hugePages").ToBoolean().Value();
     return params;
 }
 

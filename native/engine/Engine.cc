@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #if defined(__linux__)
 #include <pthread.h>
 #endif
 
+#include "HugePages.h"
 #include "Log.h"
 
 namespace llama_vlm {
@@ -207,7 +209,10 @@ Engine::Engine(SharedModel model, SharedProjector projector, const EngineParams 
     cp.abort_callback = [](void *data) { return static_cast<Engine *>(data)->stopping_.load(); };
     cp.abort_callback_data = this;
     TakeLastError();
+    std::optional<HugePageLoad> hugePages;
+    if (params.hugePages) hugePages.emplace();
     llama_context *ctx = llama_init_from_model(model_.get(), cp);
+    if (ctx != nullptr && hugePages) hugePages->AdviseNewMappings();
     if (ctx == nullptr) {
         std::string why = TakeLastError();
         throw VlmError(ErrorCode::NativeError,

@@ -121,7 +121,8 @@ struct EngineParams {
     int32_t flashAttention = -1;
     int32_t typeK = 1;  // ggml_type, F16
     int32_t typeV = 1;
-    bool warmup = true;  // one decode at creation, as llama.cpp's tools do (Engine::Warmup)
+    bool warmup = true;     // one decode at creation, as llama.cpp's tools do (Engine::Warmup)
+    bool hugePages = true;  // the KV cache and compute buffers on transparent huge pages (HugePages.h)
 };
 
 class Engine {

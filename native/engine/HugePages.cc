@@ -119,19 +119,32 @@ size_t HugeBytesIn(const std::vector<Range> &ranges) {
 
 HugePageLoad::HugePageLoad() : before_(AnonymousMappings()) {}
 
+std::vector<Range> HugePageLoad::NewMappings() const {
+    std::vector<Range> out;
+    for (const Range &now : AnonymousMappings()) {
+        uintptr_t at = now.first;
+        for (const Range &old : before_) {
+            if (old.second <= at || old.first >= now.second) continue;
+            if (old.first > at) out.push_back(HugeAligned(at, old.first));
+            at = std::max(at, old.second);
+        }
+        if (at < now.second) out.push_back(HugeAligned(at, now.second));
+    }
+    return out;
+}
+
 void HugePageLoad::OnProgress() {
     if (advised_) return;
     advised_ = true;
     // The mappings that appeared since the load began are the weight buffers, not yet written. Any other thread's
     // new mapping advised with them only changes its page size.
-    for (const Range &now : AnonymousMappings()) {
-        uintptr_t at = now.first;
-        for (const Range &old : before_) {
-            if (old.second <= at || old.first >= now.second) continue;
-            if (old.first > at) Advise(HugeAligned(at, old.first), MADV_HUGEPAGE);
-            at = std::max(at, old.second);
-        }
-        if (at < now.second) Advise(HugeAligned(at, now.second), MADV_HUGEPAGE);
+    for (const Range &r : NewMappings()) Advise(r, MADV_HUGEPAGE);
+}
+
+void HugePageLoad::AdviseNewMappings() {
+    // MADV_COLLAPSE reports failure for a range with unwritten parts (a compute buffer) but collapses what is written.
+    for (const Range &r : NewMappings()) {
+        if (Advise(r, MADV_HUGEPAGE) > 0) Advise(r, MADV_COLLAPSE);
     }
 }
 
@@ -158,6 +171,7 @@ size_t WeightBytesOnHugePages(const llama_model *model) {
 
 HugePageLoad::HugePageLoad() = default;
 void HugePageLoad::OnProgress() {}
+void HugePageLoad::AdviseNewMappings() {}
 HugePageReport HugePageLoad::Finish(const llama_model * /*model*/) {
     return {};
 }

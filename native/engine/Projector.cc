@@ -1,8 +1,10 @@
 #include "Projector.h"
 
 #include <exception>
+#include <optional>
 
 #include "Errors.h"
+#include "HugePages.h"
 #include "Log.h"
 
 namespace llama_vlm {
@@ -38,12 +40,25 @@ SharedProjector LoadProjector(SharedModel model, const ProjectorLoadParams &para
     mp.use_gpu = params.useGpu;
     mp.n_threads = params.threads;
     mp.print_timings = false;
-    mp.warmup = false;
+    // With warmup, mtmd reserves the encoder's compute buffer (for the largest image) while it loads, where the
+    // huge-page advice below reaches it; without, the buffer is allocated at the first encode, on 4 KiB pages.
+    mp.warmup = params.hugePages;
     mp.image_min_tokens = params.imageMinTokens;
     mp.image_max_tokens = params.imageMaxTokens;
     mp.flash_attn_type = static_cast<llama_flash_attn_type>(params.flashAttention);
     TakeLastError();
     mtmd_context *ctx = nullptr;
+    std::optional<HugePageLoad> hugePages;
+    if (params.hugePages) {
+        hugePages.emplace();
+        // mtmd reports 0 before it allocates the encoder's weights and then a fraction after each tensor it reads: at
+        // the first fraction the weight buffer exists and is almost all unwritten, so its faults take huge pages.
+        mp.progress_callback = [](float progress, void *data) {
+            if (progress > 0) static_cast<HugePageLoad *>(data)->OnProgress();
+            return true;
+        };
+        mp.progress_callback_user_data = &*hugePages;
+    }
     try {
         ctx = mtmd_init_from_file(params.path.c_str(), model.get(), mp);
     } catch (const std::exception &e) {
@@ -55,6 +70,8 @@ SharedProjector LoadProjector(SharedModel model, const ProjectorLoadParams &para
         throw VlmError(ErrorCode::InvalidModel,
                        "llama.cpp could not load the projector " + params.path + (why.empty() ? "" : ": " + why));
     }
+    // The encoder's reserved compute buffer, allocated after the weights, is advised before its first use.
+    if (hugePages) hugePages->AdviseNewMappings();
     auto state = std::make_shared<ProjectorState>();
     state->model = std::move(model);
     state->ctx.reset(ctx);

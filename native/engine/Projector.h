@@ -58,6 +58,7 @@ struct ProjectorLoadParams {
     int32_t imageMaxTokens = -1;
     int32_t flashAttention = -1;  // llama_flash_attn_type: -1 auto, 0 off, 1 on
     size_t imageCacheBytes = 0;
+    bool hugePages = true;  // the encoder's weights and compute buffer on transparent huge pages (HugePages.h)
 };
 
 // [sync, blocking, any thread] throws VlmError(INVALID_MODEL) when mtmd cannot load the file for this model.

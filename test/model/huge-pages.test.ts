@@ -46,7 +46,6 @@ describe("weights on huge pages", () => {
     // model's ~8 MiB of weights span several 2 MiB pages.
     it("hugePages (the default) puts the weights on huge pages where the kernel allows; false keeps small pages; the output is the same", async () => {
         const pair = await cachedModel("qwen2.5-vl");
-        const before = processAnonHugeBytes();
         const huge = await loadModel({ model: pair.model, useMmap: false });
         const small = await loadModel({ model: pair.model, useMmap: false, hugePages: false });
         try {
@@ -56,8 +55,9 @@ describe("weights on huge pages", () => {
             } else {
                 expect(onHuge).toBeGreaterThanOrEqual(2 * MiB);
                 expect(onHuge % (2 * MiB)).toBe(0);
-                // The kernel's own count for the whole process covers what the model reports.
-                expect(processAnonHugeBytes() - before).toBeGreaterThanOrEqual(onHuge);
+                // The kernel's own count for the whole process covers what the model reports. (Not a difference from
+                // before the load: other test files' contexts in this process may be freed meanwhile.)
+                expect(processAnonHugeBytes()).toBeGreaterThanOrEqual(onHuge);
             }
             if (setting !== "always") expect(small.info.hugePageBytes).toBe(0);
             // Sizes: the weights on huge pages are whole 2 MiB pages of the weights.
