@@ -145,9 +145,11 @@ export const LOAD_OPTIONS = {
     /** Lock the weights in RAM. Default false. */
     useMlock: boolean({ default: false }),
     /**
-     * Back the weights held in RAM with 2 MiB transparent huge pages (Linux; elsewhere it does nothing): faster and
-     * far steadier generation on the CPU, and a faster load. `model.info.hugePageBytes` says how much the kernel gave.
-     * False keeps 4 KiB pages, as llama.cpp's own tools have. Default true.
+     * Back the weights held in RAM with 2 MiB transparent huge pages (Linux; elsewhere it does nothing), and with them
+     * the vision encoder's weights and compute buffer and each context's KV cache and compute buffers: faster and far
+     * steadier generation on the CPU, faster image encoding and loading, about 3 % more peak RSS (the encoder's compute
+     * buffer is reserved at load). `model.info.hugePageBytes` says how much of the text weights the kernel put on huge
+     * pages. False keeps 4 KiB pages, as llama.cpp's own tools have. Default true.
      */
     hugePages: boolean({ default: true }),
     /** Load only the vocabulary (tokenize/detokenize; no generation). Default false. */
