@@ -149,7 +149,8 @@ export const LOAD_OPTIONS = {
      * the vision encoder's weights and compute buffer and each context's KV cache and compute buffers: faster and far
      * steadier generation on the CPU, faster image encoding and loading, about 3 % more peak RSS (the encoder's compute
      * buffer is reserved at load). `model.info.hugePageBytes` says how much of the text weights the kernel put on huge
-     * pages. False keeps 4 KiB pages, as llama.cpp's own tools have. Default true.
+     * pages. False does not ask for them, as llama.cpp's own tools do not (memory that glibc reuses from an earlier load in
+     * the same process may still have them). Default true.
      */
     hugePages: boolean({ default: true }),
     /** Load only the vocabulary (tokenize/detokenize; no generation). Default false. */
