@@ -195,6 +195,32 @@ export function endOfGenerationBans(model: Model): Record<number, number> {
     return banned;
 }
 
+/**
+ * A prompt of exactly `n` tokens as a request counts them (special tokens such as BOS included), cut from `text`.
+ * Text → tokens → text can merge or split tokens at the cut, so the cut moves until the count is right. @internal
+ */
+export function promptOfLength(model: Model, text: string, n: number): string {
+    const tokens = model.tokenize(text, { addSpecial: false });
+    const specials = model.tokenize("").length;
+    const countAt = (cut: number) => model.tokenize(model.detokenize(tokens.slice(0, cut))).length;
+    const tried = new Set<number>();
+    let cut = n - specials;
+    for (let step = 0; step < 16 && cut > 0 && cut <= tokens.length && !tried.has(cut); step++) {
+        tried.add(cut);
+        const count = countAt(cut);
+        if (count === n) return model.detokenize(tokens.slice(0, cut));
+        cut += n - count;
+    }
+    // The estimate oscillates where a token splits in two at the cut: look at the cuts around it.
+    for (let d = 1; d <= 8; d++) {
+        for (const c of [n - specials - d, n - specials + d]) {
+            if (c > 0 && c <= tokens.length && !tried.has(c) && countAt(c) === n)
+                return model.detokenize(tokens.slice(0, c));
+        }
+    }
+    throw new LlamaVlmError("INVALID_OPTION", `cannot make a prompt of exactly ${n} tokens from the filler text`);
+}
+
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const log = o.log ?? (() => {});
     const ns = o.parallel ?? [1, 2, 4];
@@ -210,9 +236,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     try {
         // Generation must not stop early: end-of-generation tokens are banned.
         const banned = endOfGenerationBans(model);
-        const filler = "the patient was given five milligrams of the medication twice daily for seven days ".repeat(40);
-        const promptOf = (i: number) =>
-            model.detokenize(model.tokenize(`${i} ${filler}`, { addSpecial: false }).slice(0, pp - 1));
+        const filler = "the patient was given five milligrams of the medication twice daily for seven days ".repeat(
+            Math.max(40, Math.ceil(pp / 8)),
+        );
+        // Each prompt is exactly `pp` tokens as the engine counts them, like llama-batched-bench's: the count
+        // changes the kernels (ggml's repacked Q4_0 runs 4 rows at a time, and the rest as single-row products),
+        // so 127 tokens against 128 would cost about 5 % more per token (docs/architecture.md).
+        const promptOf = (i: number) => promptOfLength(model, `${i} ${filler}`, pp);
 
         const text: TextRow[] = [];
         for (const n of o.skipText ? [] : ns) {
@@ -241,6 +271,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
                         ),
                     );
                     const wall = (performance.now() - t0) / 1000;
+                    for (const x of results) {
+                        if (x.timings.promptTokens !== pp)
+                            throw new Error(`bench prompt has ${x.timings.promptTokens} tokens, not ${pp}`);
+                    }
                     const prompt = Math.max(...results.map((x) => x.timings.promptMs)) / 1000;
                     const generated = results.reduce((a, x) => a + x.tokens.length, 0);
                     mine.push({
