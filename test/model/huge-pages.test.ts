@@ -39,7 +39,7 @@ function hugePageBytesInFreshProcess(model: string, hugePages: boolean): number 
         `import { loadModel, setLogger } from ${JSON.stringify(dist)};`,
         "setLogger(null);",
         `const m = await loadModel({ model: ${JSON.stringify(model)}, useMmap: false, hugePages: ${hugePages} });`,
-        "process.stdout.write(`BYTES ${m.info.hugePageBytes}\\n`);",
+        'process.stdout.write("BYTES " + m.info.hugePageBytes + "\\n");',
         "await m.dispose();",
     ].join("\n");
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8" });
