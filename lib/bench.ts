@@ -197,26 +197,16 @@ export function endOfGenerationBans(model: Model): Record<number, number> {
 
 /**
  * A prompt of exactly `n` tokens as a request counts them (special tokens such as BOS included), cut from `text`.
- * Text → tokens → text can merge or split tokens at the cut, so the cut moves until the count is right. @internal
+ * Text → tokens → text can merge or split a token at the cut, so the cuts nearest the estimate are tried. @internal
  */
 export function promptOfLength(model: Model, text: string, n: number): string {
     const tokens = model.tokenize(text, { addSpecial: false });
-    const specials = model.tokenize("").length;
-    const countAt = (cut: number) => model.tokenize(model.detokenize(tokens.slice(0, cut))).length;
-    const tried = new Set<number>();
-    let cut = n - specials;
-    for (let step = 0; step < 16 && cut > 0 && cut <= tokens.length && !tried.has(cut); step++) {
-        tried.add(cut);
-        const count = countAt(cut);
-        if (count === n) return model.detokenize(tokens.slice(0, cut));
-        cut += n - count;
-    }
-    // The estimate oscillates where a token splits in two at the cut: look at the cuts around it.
-    for (let d = 1; d <= 8; d++) {
-        for (const c of [n - specials - d, n - specials + d]) {
-            if (c > 0 && c <= tokens.length && !tried.has(c) && countAt(c) === n)
-                return model.detokenize(tokens.slice(0, c));
-        }
+    const estimate = n - model.tokenize("").length;
+    for (const d of [0, -1, 1, -2, 2, -3, 3, -4, 4]) {
+        const cut = estimate + d;
+        if (cut <= 0 || cut > tokens.length) continue;
+        const prompt = model.detokenize(tokens.slice(0, cut));
+        if (model.tokenize(prompt).length === n) return prompt;
     }
     throw new LlamaVlmError("INVALID_OPTION", `cannot make a prompt of exactly ${n} tokens from the filler text`);
 }

@@ -154,7 +154,7 @@ ModelLoadParams ReadModelLoadParams(const Napi::String &path, const Napi::Object
     params.useMmap = p.Get("useMmap").ToBoolean().Value();
     params.useMlock = p.Get("useMlock").ToBoolean().Value();
     params.vocabOnly = p.Get("vocabOnly").ToBoolean().Value();
-    params.hugePages = p.Get("hugePages").ToBoolean().Value();
+    params.hugePages = Bool(p, "hugePages");
     return params;
 }
 
@@ -167,7 +167,7 @@ ProjectorLoadParams ReadProjectorLoadParams(const Napi::String &path, const Napi
     params.imageMaxTokens = I32(p, "imageMaxTokens");
     params.flashAttention = I32(p, "flashAttention");
     params.imageCacheBytes = static_cast<size_t>(p.Get("imageCacheBytes").As<Napi::Number>().DoubleValue());
-    params.hugePages = p.Get("hugePages").ToBoolean().Value();
+    params.hugePages = Bool(p, "hugePages");
     return params;
 }
 
